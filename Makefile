@@ -1,0 +1,71 @@
+# Puna — every target installs what it needs. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export SSL_CERT_FILE ?= /etc/ssl/certs/ca-certificates.crt
+export UV_LINK_MODE ?= copy
+
+PYTHON_BIN := $(shell deploy/find-python.sh)
+UV := $(shell command -v uv 2>/dev/null || echo .data/tools/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help install run test test-fast lint fmt typecheck check train bench db-start db-stop clean
+
+help:
+	@echo "make run        install, migrate, load the demo org, start web + worker"
+	@echo "make test       install and run the whole test suite"
+	@echo "make check      ruff + mypy"
+	@echo "make train      rebuild the shipped ONNX models"
+	@echo "make bench      inference and middleware benchmarks"
+
+.data/tools/bin/uv:
+	@test -n "$(PYTHON_BIN)" || { echo "No Python >= 3.12 found" >&2; exit 1; }
+	mkdir -p .data
+	$(PYTHON_BIN) -m venv .data/tools
+	.data/tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON_BIN)
+	touch $@
+
+install: $(VENV)/.synced
+
+# With DATABASE_URL unset, targets use an embedded PostgreSQL under .data/pg (see deploy/devdb.py).
+db-start: install
+	@$(PY) deploy/devdb.py start
+
+db-stop:
+	@if [ -x $(PY) ]; then $(PY) deploy/devdb.py stop; fi
+
+run: install
+	PUNA_ENV=$${PUNA_ENV:-development} $(PY) deploy/dev.py
+
+test: install
+	@set -e; \
+	if [ -z "$$DATABASE_URL" ]; then \
+	  export DATABASE_URL=$$($(PY) deploy/devdb.py start); started=1; \
+	fi; \
+	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
+	PUNA_ENV=test $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install
+	PUNA_ENV=test DATABASE_URL=$${DATABASE_URL:-postgres://localhost/unused} $(VENV)/bin/mypy .
+
+check: lint typecheck
+
+train: install
+	$(PY) -m inference.training.build --out onnx_models --cache .data/cache
+
+bench: install
+	$(PY) -m inference.bench
+
+clean: db-stop
+	rm -rf .data $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,57 @@
+"""Cross-cutting request handling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from tenants.context import deactivate_org
+
+
+class RequestBodyLimitMiddleware:
+    """Refuse oversized bodies by their declared length before anything reads them.
+
+    Django only enforces DATA_UPLOAD_MAX_MEMORY_SIZE when `request.body` is read, and DRF's
+    parsers read the stream, so without this a 100 MB JSON body would be parsed in memory.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        for prefix, prefix_limit in settings.MAX_REQUEST_BODY_BYTES_BY_PREFIX.items():
+            if request.path.startswith(prefix):
+                limit = prefix_limit
+                break
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse(
+                {"detail": "Invalid Content-Length header.", "code": "bad_request"}, status=400
+            )
+        if length > limit:
+            return JsonResponse(
+                {
+                    "detail": f"Request body is {length} bytes; the limit is {limit} bytes.",
+                    "code": "request_too_large",
+                },
+                status=413,
+            )
+        return self.get_response(request)
+
+
+class OrgContextResetMiddleware:
+    """Make sure no request inherits the previous request's org on a reused thread."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        deactivate_org()
+        try:
+            return self.get_response(request)
+        finally:
+            deactivate_org()

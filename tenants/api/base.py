@@ -1,0 +1,101 @@
+"""The one way an API view reaches tenant data.
+
+`OrgScopedViewSet` resolves the org once (from the API key, or from the signed-in member's
+current org), checks the role's or key's scopes for the HTTP method, and owns the queryset and
+object creation so that nothing a subclass writes can escape the org. Subclasses that try to
+override those methods fail at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import Model, QuerySet
+from rest_framework import exceptions, viewsets
+from rest_framework.request import Request
+from rest_framework.serializers import BaseSerializer
+
+from tenants.context import activate_org
+from tenants.models import ApiKey, Membership, Organization, OrgOwnedModel
+from tenants.roles import api_key_allows, required_scope, role_allows
+from tenants.selectors import membership_get
+
+SESSION_ORG_KEY = "puna_org_slug"
+ORG_HEADER = "HTTP_X_PUNA_ORG"
+
+_SEALED = ("get_queryset", "perform_create", "initial", "check_scope")
+
+
+def resolve_request_org(request: Request) -> tuple[Organization, Membership | None, ApiKey | None]:
+    """Which org this API request acts for; not a member → 404-equivalent NotFound."""
+    auth = request.auth
+    if isinstance(auth, ApiKey):
+        return auth.organization, None, auth
+    user = request.user
+    slug = request.META.get(ORG_HEADER) or request.session.get(SESSION_ORG_KEY)
+    if not slug:
+        raise exceptions.NotFound("No organization selected.")
+    membership = membership_get(user=user, org_slug=str(slug))
+    if membership is None:
+        raise exceptions.NotFound("No organization selected.")
+    return membership.organization, membership, None
+
+
+class OrgScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Base of every API viewset. Subclasses set `resource` and `queryset`, and may narrow the
+    queryset with `scope_queryset` and create objects with `create_for_org`."""
+
+    resource: ClassVar[str]
+    # Actions whose scope differs from what their HTTP method implies.
+    action_scopes: ClassVar[dict[str, str]] = {}
+    org: Organization
+    membership: Membership | None
+    api_key: ApiKey | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _SEALED:
+            if name in cls.__dict__:
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}(); tenant scoping lives in "
+                    f"OrgScopedViewSet. Use scope_queryset()/create_for_org() instead."
+                )
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.org, self.membership, self.api_key = resolve_request_org(request)
+        activate_org(self.org)
+        self.check_scope(request)
+
+    def check_scope(self, request: Request) -> None:
+        scope = self.action_scopes.get(self.action or "") or required_scope(
+            self.resource, request.method or "GET"
+        )
+        allowed = (
+            api_key_allows(self.api_key.scope, scope)
+            if self.api_key is not None
+            else self.membership is not None and role_allows(self.membership.role, scope)
+        )
+        if not allowed:
+            raise exceptions.PermissionDenied(f"This requires the {scope} permission.")
+
+    def get_queryset(self) -> QuerySet[Any]:
+        declared = getattr(self, "queryset", None)
+        if declared is None:
+            raise TypeError(f"{type(self).__name__} must declare a queryset.")
+        model: type[Model] = declared.model
+        if not issubclass(model, OrgOwnedModel):
+            raise TypeError(f"{model.__name__} is not org-owned; it cannot be served here.")
+        qs = model._default_manager.filter(organization=self.org)
+        return self.scope_queryset(qs)
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Narrow or annotate the org's queryset (already filtered by org)."""
+        return queryset
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.instance = self.create_for_org(serializer, org=self.org)
+
+    def create_for_org(self, serializer: BaseSerializer[Any], *, org: Organization) -> Any:
+        """Create the object for `org` (call a service with `serializer.validated_data`)."""
+        raise exceptions.MethodNotAllowed(self.request.method or "POST")

@@ -1,0 +1,57 @@
+"""The dashboard's one way to reach an organization: `/o/<org_slug>/...` behind `org_view`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Concatenate, cast
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from tenants.api.base import SESSION_ORG_KEY
+from tenants.context import activate_org
+from tenants.models import Membership, Organization, User
+from tenants.roles import required_scope, role_allows
+from tenants.selectors import membership_get
+
+
+class OrgRequest(HttpRequest):
+    """An HttpRequest that went through `org_view`."""
+
+    user: User
+    org: Organization
+    membership: Membership
+
+
+OrgView = Callable[Concatenate[OrgRequest, ...], HttpResponse]
+
+
+def org_view(resource: str) -> Callable[[OrgView], Callable[..., HttpResponse]]:
+    """Resolve the org from the URL for a signed-in member, else 404; check the role's scope.
+
+    GET needs `<resource>:read`, other methods `<resource>:write` (403 inside one's own org).
+    """
+
+    def decorator(view: OrgView) -> Callable[..., HttpResponse]:
+        @login_required
+        @wraps(view)
+        def wrapped(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            membership = membership_get(user=request.user, org_slug=org_slug)
+            if membership is None:
+                raise Http404("No such organization.")
+            if not role_allows(membership.role, required_scope(resource, request.method or "GET")):
+                raise PermissionDenied("Your role does not allow this.")
+            org_request = cast("OrgRequest", request)
+            org_request.org = membership.organization
+            org_request.membership = membership
+            activate_org(membership.organization)
+            request.session[SESSION_ORG_KEY] = org_slug
+            return view(org_request, *args, **kwargs)
+
+        wrapped.puna_org_scoped = True  # type: ignore[attr-defined]
+        wrapped.puna_resource = resource  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
