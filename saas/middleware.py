@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
+from saas.errors import problem_response
 from tenants.context import deactivate_org
 
 
@@ -29,16 +30,18 @@ class RequestBodyLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse(
-                {"detail": "Invalid Content-Length header.", "code": "bad_request"}, status=400
+            return problem_response(
+                status=400,
+                title="Invalid request",
+                detail="Invalid Content-Length header.",
+                code="bad_request",
             )
         if length > limit:
-            return JsonResponse(
-                {
-                    "detail": f"Request body is {length} bytes; the limit is {limit} bytes.",
-                    "code": "request_too_large",
-                },
+            return problem_response(
                 status=413,
+                title="Request too large",
+                detail=f"Request body is {length} bytes; the limit is {limit} bytes.",
+                code="request_too_large",
             )
         return self.get_response(request)
 

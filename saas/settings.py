@@ -66,10 +66,12 @@ INSTALLED_APPS = [
     "tenants",
     "feedback",
     "inference",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
     "saas.middleware.OrgContextResetMiddleware",
+    "monitoring.middleware.MonitoringMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "saas.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -145,6 +147,9 @@ else:
         }
     }
 RATELIMIT_USE_CACHE = "default"
+RATELIMIT_IP_META_KEY = "saas.ratelimits.client_ip"
+# How many proxies in front of us append to X-Forwarded-For (1 on Render and Railway).
+TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
 RATELIMIT_VIEW = "saas.views.ratelimited"
 RATELIMIT_ENABLE: bool = env.bool("RATELIMIT_ENABLE", default=True)
 # Our cache backends are shared and atomic, which the library's check cannot know.
@@ -152,6 +157,22 @@ SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 LOGIN_RATE: str = env.str("LOGIN_RATE", default="10/m")
 PASSWORD_RESET_RATE: str = env.str("PASSWORD_RESET_RATE", default="5/m")
 SIGNUP_RATE: str = env.str("SIGNUP_RATE", default="10/h")
+
+# Per-plan API request rate (per key, per minute) and monthly item quota (per org).
+PLAN_LIMITS: dict[str, dict[str, Any]] = {
+    "free": {
+        "rate": env.str("FREE_RATE", default="60/m"),
+        "items_per_month": env.int("FREE_ITEMS", default=5_000),
+    },
+    "team": {
+        "rate": env.str("TEAM_RATE", default="600/m"),
+        "items_per_month": env.int("TEAM_ITEMS", default=100_000),
+    },
+    "business": {
+        "rate": env.str("BUSINESS_RATE", default="3000/m"),
+        "items_per_month": env.int("BUSINESS_ITEMS", default=2_000_000),
+    },
+}
 
 # --- Accounts ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
@@ -228,6 +249,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SentimentEnum": "feedback.models.Sentiment",
+        "LanguageEnum": "feedback.models.Language",
+        "ReviewStatusEnum": "feedback.models.ReviewStatus",
+        # Import jobs and training runs share one set of job states.
+        "JobStatusEnum": "feedback.models.ImportJob.Status",
+        "ModelVersionStatusEnum": "inference.models.VersionStatus",
+        "ModelTaskEnum": "inference.models.Task",
+        "RoleEnum": "tenants.models.Role",
+        "ApiKeyScopeEnum": "tenants.models.ApiKeyScope",
+    },
 }
 # Request bodies above these are refused with 413 before anything parses them.
 MAX_REQUEST_BODY_BYTES: int = env.int("MAX_REQUEST_BODY_BYTES", default=5 * 1024 * 1024)
@@ -279,13 +311,42 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# --- Monitoring -------------------------------------------------------------------------------
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; without a token it is a 404.
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+# How often each process writes its per-minute histograms to PostgreSQL; 0 = never in the
+# background (tests flush synchronously).
+MONITORING_FLUSH_SECONDS: float = env.float(
+    "MONITORING_FLUSH_SECONDS", default=0.0 if PUNA_ENV == "test" else 10.0
+)
+# Email staff when a route's p95 stays above this many ms for this many consecutive minutes,
+# counting only minutes with at least MONITORING_ALERT_MIN_REQUESTS requests.
+MONITORING_P95_ALERT_MS: float = env.float("MONITORING_P95_ALERT_MS", default=1000.0)
+MONITORING_ALERT_MINUTES: int = env.int("MONITORING_ALERT_MINUTES", default=5)
+MONITORING_ALERT_MIN_REQUESTS: int = env.int("MONITORING_ALERT_MIN_REQUESTS", default=5)
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+# --- end Monitoring ---
+
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "monitoring.logging.JsonFormatter"},
+    },
+    # The filter gives every line, not only ours, the request id and org id.
+    "filters": {"request_context": {"()": "monitoring.logging.RequestContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

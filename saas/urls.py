@@ -10,6 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from monitoring import views as monitoring_views
 from saas import views as saas_views
 from tenants import views as tenant_views
 
@@ -36,6 +37,7 @@ org_patterns: list[URLPattern | URLResolver] = [
     path("api-keys/", tenant_views.api_keys, name="api-keys"),
     path("api-keys/<int:key_id>/revoke/", tenant_views.api_key_revoke, name="api-key-revoke"),
     path("settings/", tenant_views.org_settings, name="org-settings"),
+    path("monitoring/", monitoring_views.org_monitoring, name="org-monitoring"),
 ]
 
 account_patterns: list[URLPattern | URLResolver] = [
@@ -71,6 +73,8 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("tenants.api.urls")),
+    path("", include("feedback.api.urls")),
+    path("", include("inference.api.urls")),
 ]
 
 urlpatterns = [
@@ -78,7 +82,13 @@ urlpatterns = [
     path("", include(account_patterns)),
     path("o/<slug:org_slug>/", include(org_patterns)),
     path("api/v1/", include(api_patterns)),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs-short"),
     path("ops/admin/", admin.site.urls),
+    path("ops/monitoring/", monitoring_views.ops_monitoring, name="ops-monitoring"),
+    path("metrics", monitoring_views.metrics, name="metrics"),
     path("healthz", saas_views.healthz, name="healthz"),
     path("readyz", saas_views.readyz, name="readyz"),
 ]
+
+handler404 = "saas.errors.page_not_found"
+handler500 = "saas.errors.server_error"

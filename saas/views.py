@@ -11,6 +11,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from saas.errors import problem_response
+
 logger = logging.getLogger(__name__)
 
 RATELIMIT_RETRY_AFTER_SECONDS = 60
@@ -35,10 +37,23 @@ def _pending_migrations() -> int:
     return len(plan)
 
 
+def _models_status() -> str:
+    """Loads the base models once per process (verifying their sha256); the reason if not."""
+    from inference.classify import engine
+    from inference.runtime import ModelError
+
+    try:
+        engine().warm_up()
+    except (ModelError, OSError, ValueError) as exc:
+        logger.error("readyz: models not loaded: %s", exc)
+        return f"error: {exc}"
+    return "ok"
+
+
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready for traffic: the database answers and every migration is applied."""
+    """Ready for traffic: the database answers, every migration is applied, models load."""
     checks: dict[str, str] = {}
     ok = True
     try:
@@ -52,6 +67,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
         logger.warning("readyz: database unavailable: %s", exc)
         checks["database"] = "unavailable"
         ok = False
+    checks["models"] = _models_status()
+    ok = ok and checks["models"] == "ok"
     return JsonResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
     )
@@ -60,8 +77,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
 def ratelimited(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Too many attempts. Says nothing about whether an account exists."""
     if request.path.startswith("/api/"):
-        response: HttpResponse = JsonResponse(
-            {"detail": "Too many requests. Try again later.", "code": "throttled"}, status=429
+        response: HttpResponse = problem_response(
+            status=429, title="Too many requests", detail="Try again later.", code="throttled"
         )
     else:
         response = render(request, "429.html", status=429)

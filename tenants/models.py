@@ -187,3 +187,23 @@ class ApiKey(OrgOwnedModel):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > now()
+
+
+class IdempotencyRecord(OrgOwnedModel):
+    """The stored outcome of a POST made with an `Idempotency-Key`, replayed on retries."""
+
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    # Null while the first request is still running.
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["organization", "key"], name="idempotency_unique"),
+        ]
+        indexes: ClassVar = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"

@@ -30,10 +30,10 @@ def test_wrong_types_and_missing_fields_get_field_messages(api_client: APIClient
         "/api/v1/invitations", {"email": 42, "role": ["owner"]}, format="json"
     )
     assert response.status_code == 400
-    assert set(response.json()) == {"email", "role"}
+    assert set(response.json()["errors"]) == {"email", "role"}
     response = api_client.post("/api/v1/invitations", {}, format="json")
     assert response.status_code == 400
-    assert response.json()["email"] == ["This field is required."]
+    assert response.json()["errors"]["email"] == ["This field is required."]
     response = api_client.post("/api/v1/api-keys", ["not", "an", "object"], format="json")
     assert response.status_code == 400
 

@@ -23,7 +23,7 @@ def test_healthz_needs_no_database(client: Client) -> None:
 def test_readyz_checks_database_and_migrations(client: Client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "migrations": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "models": "ok"}
 
 
 def _django(code: str, **env: str) -> subprocess.CompletedProcess[str]:

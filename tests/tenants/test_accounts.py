@@ -74,12 +74,14 @@ def test_login_attempts_are_rate_limited_without_revealing_accounts(
     client: Client, settings: object
 ) -> None:
     make_user(email="ana@example.com")
+    # Counting windows are fixed minutes, so 21 quick attempts may straddle one boundary but
+    # one of the two windows still sees more than 10 of them.
     statuses = [
         client.post("/login/", {"username": "ana@example.com", "password": "wrong"}).status_code
-        for _ in range(11)
+        for _ in range(21)
     ]
     assert statuses[:10] == [200] * 10
-    assert statuses[10] == 429
+    assert 429 in statuses
     limited = client.post("/login/", {"username": "nobody@example.com", "password": "wrong"})
     assert limited.status_code == 429
     assert limited["Retry-After"]
@@ -108,7 +110,8 @@ def test_password_reset_sends_a_working_link_and_says_the_same_for_unknown_email
 
 def test_password_reset_is_rate_limited(client: Client) -> None:
     statuses = [
-        client.post("/password-reset/", {"email": "ana@example.com"}).status_code for _ in range(6)
+        client.post("/password-reset/", {"email": "ana@example.com"}).status_code for _ in range(11)
     ]
-    assert statuses[-1] == 429
+    assert statuses[:5] == [302] * 5
+    assert 429 in statuses
     assert len(mail.outbox) == 0

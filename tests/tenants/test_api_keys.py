@@ -116,11 +116,12 @@ def test_api_key_creation_reports_field_errors(api_client: APIClient) -> None:
         format="json",
     )
     assert response.status_code == 400
-    assert set(response.json()) == {"name", "scope", "expires_at"}
+    assert response["Content-Type"] == "application/problem+json"
+    assert set(response.json()["errors"]) == {"name", "scope", "expires_at"}
     past = (timezone.now() - timedelta(days=1)).isoformat()
     response = api_client.post("/api/v1/api-keys", {"name": "x", "expires_at": past}, format="json")
     assert response.status_code == 400
-    assert "expires_at" in response.json()
+    assert "expires_at" in response.json()["errors"]
 
 
 def test_operator_commands_print_only_the_value(capsys: pytest.CaptureFixture[str]) -> None:

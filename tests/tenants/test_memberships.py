@@ -163,7 +163,7 @@ def test_members_api_changes_roles_and_refuses_viewers(
     assert response.json()["role"] == "analyst"
     bad = api_client.patch(f"/api/v1/members/{viewer.pk}", {"role": "emperor"}, format="json")
     assert bad.status_code == 400
-    assert "role" in bad.json()
+    assert "role" in bad.json()["errors"]
 
     viewer_api = APIClient()
     viewer_api.force_login(make_member(owner.organization, Role.VIEWER).user)

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from feedback.models import Feedback, ImportJob, Language, ReviewStatus, Sentiment
+from feedback.services import (
+    MAX_AUTHOR_REF_CHARS,
+    MAX_BATCH_ITEMS,
+    MAX_EXTERNAL_ID_CHARS,
+    MAX_SOURCE_CHARS,
+    MAX_TEXT_CHARS,
+    FeedbackInput,
+)
+from saas.serializers import StrictInputSerializer
+
+
+class FeedbackInSerializer(StrictInputSerializer):
+    text = serializers.CharField(max_length=MAX_TEXT_CHARS * 2, trim_whitespace=True)
+    source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
+        max_length=MAX_SOURCE_CHARS, required=False, default="api"
+    )
+    external_id = serializers.CharField(
+        max_length=MAX_EXTERNAL_ID_CHARS, required=False, allow_null=True, default=None
+    )
+    author_ref = serializers.CharField(
+        max_length=MAX_AUTHOR_REF_CHARS, required=False, allow_blank=True, default=""
+    )
+    submitted_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def to_input(self) -> FeedbackInput:
+        return FeedbackInput(**self.validated_data)
+
+
+class BatchInSerializer(StrictInputSerializer):
+    items = serializers.ListField(
+        child=serializers.JSONField(), min_length=1, max_length=MAX_BATCH_ITEMS
+    )
+
+
+class SentimentOutSerializer(serializers.Serializer[Any]):
+    label = serializers.ChoiceField(choices=Sentiment.choices)  # type: ignore[assignment]
+    scores = serializers.DictField(child=serializers.FloatField())
+
+
+class LanguageOutSerializer(serializers.Serializer[Any]):
+    code = serializers.ChoiceField(choices=Language.choices)
+    score = serializers.FloatField()
+
+
+class CategoryOutSerializer(serializers.Serializer[Any]):
+    label = serializers.CharField()  # type: ignore[assignment]
+    score = serializers.FloatField()
+
+
+class AnomalyOutSerializer(serializers.Serializer[Any]):
+    score = serializers.FloatField()
+    flagged = serializers.BooleanField()
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class ReviewOutSerializer(serializers.Serializer[Any]):
+    corrected_sentiment = serializers.CharField(allow_null=True)
+    corrected_category = serializers.CharField(allow_null=True)
+    reviewed_by = serializers.EmailField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+
+
+class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
+    sentiment = serializers.SerializerMethodField()
+    language = serializers.SerializerMethodField()
+    category = serializers.SerializerMethodField()
+    anomaly = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Feedback
+        fields = (
+            "id",
+            "text",
+            "source",
+            "external_id",
+            "author_ref",
+            "submitted_at",
+            "received_at",
+            "metadata",
+            "sentiment",
+            "language",
+            "category",
+            "anomaly",
+            "model_versions",
+            "status",
+            "review",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(SentimentOutSerializer)
+    def get_sentiment(self, obj: Feedback) -> dict[str, Any]:
+        return {"label": obj.sentiment, "scores": obj.sentiment_scores}
+
+    @extend_schema_field(LanguageOutSerializer)
+    def get_language(self, obj: Feedback) -> dict[str, Any]:
+        return {"code": obj.language, "score": obj.language_score}
+
+    @extend_schema_field(CategoryOutSerializer(allow_null=True))
+    def get_category(self, obj: Feedback) -> dict[str, Any] | None:
+        if obj.category is None:
+            return None
+        return {"label": obj.category, "score": obj.category_score}
+
+    @extend_schema_field(AnomalyOutSerializer)
+    def get_anomaly(self, obj: Feedback) -> dict[str, Any]:
+        return {
+            "score": obj.anomaly_score,
+            "flagged": obj.flagged,
+            "reasons": list(obj.reasons),
+        }
+
+    @extend_schema_field(ReviewOutSerializer)
+    def get_review(self, obj: Feedback) -> dict[str, Any]:
+        return {
+            "corrected_sentiment": obj.corrected_sentiment,
+            "corrected_category": obj.corrected_category,
+            "reviewed_by": obj.reviewed_by.email if obj.reviewed_by else None,
+            "reviewed_at": obj.reviewed_at,
+        }
+
+
+class FeedbackReviewSerializer(StrictInputSerializer):
+    corrected_sentiment = serializers.ChoiceField(
+        choices=Sentiment.choices, required=False, allow_null=True
+    )
+    corrected_category = serializers.CharField(max_length=60, required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
+
+
+class BatchResultItemSerializer(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "existing", "error"])
+    id = serializers.IntegerField(required=False)
+    errors = serializers.DictField(required=False)  # type: ignore[assignment]
+
+
+class BatchOutSerializer(serializers.Serializer[Any]):
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    results = BatchResultItemSerializer(many=True)
+
+
+class ClassifyInSerializer(StrictInputSerializer):
+    texts = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_TEXT_CHARS * 2), min_length=1, max_length=100
+    )
+
+
+class PredictionSerializer(serializers.Serializer[Any]):
+    sentiment = SentimentOutSerializer()
+    language = LanguageOutSerializer()
+    category = CategoryOutSerializer(allow_null=True)
+    anomaly = AnomalyOutSerializer()
+    model_versions = serializers.DictField(child=serializers.CharField())
+
+
+class ClassifyOutSerializer(serializers.Serializer[Any]):
+    results = PredictionSerializer(many=True)
+
+
+class StatsQuerySerializer(StrictInputSerializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    interval = serializers.ChoiceField(choices=["day", "week"], default="day")
+
+
+class FeedbackFilterSerializer(serializers.Serializer[Any]):
+    sentiment = serializers.ChoiceField(choices=Sentiment.choices, required=False)
+    language = serializers.ChoiceField(choices=Language.choices, required=False)
+    category = serializers.CharField(max_length=60, required=False)
+    flagged = serializers.BooleanField(required=False, allow_null=True, default=None)
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
+    source = serializers.CharField(max_length=MAX_SOURCE_CHARS, required=False)  # type: ignore[assignment]
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    q = serializers.CharField(max_length=200, required=False)
+
+
+class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = (
+            "id",
+            "filename",
+            "size_bytes",
+            "status",
+            "total_rows",
+            "processed_rows",
+            "created_count",
+            "duplicate_count",
+            "error_count",
+            "progress",
+            "failure",
+            "mapping",
+            "created_at",
+            "started_at",
+            "finished_at",
+        )
+        read_only_fields = fields
+
+    def get_progress(self, obj: ImportJob) -> float:
+        if not obj.total_rows:
+            return 1.0 if obj.status == ImportJob.Status.SUCCEEDED else 0.0
+        return round(min(1.0, obj.processed_rows / obj.total_rows), 4)

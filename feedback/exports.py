@@ -1,0 +1,68 @@
+"""CSV export of feedback, safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+
+from feedback.models import Feedback
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+EXPORT_COLUMNS = (
+    "id",
+    "received_at",
+    "submitted_at",
+    "source",
+    "external_id",
+    "text",
+    "sentiment",
+    "sentiment_score",
+    "language",
+    "category",
+    "flagged",
+    "reasons",
+    "status",
+)
+
+
+def safe_cell(value: str) -> str:
+    """Neutralise cells a spreadsheet would run as a formula (CSV injection)."""
+    if value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _row(fb: Feedback) -> list[str]:
+    sentiment = fb.corrected_sentiment or fb.sentiment
+    values = [
+        str(fb.pk),
+        fb.received_at.isoformat(),
+        fb.submitted_at.isoformat() if fb.submitted_at else "",
+        fb.source,
+        fb.external_id or "",
+        fb.text,
+        sentiment,
+        f"{fb.sentiment_scores.get(sentiment, 0.0):.4f}",
+        fb.language,
+        fb.corrected_category or fb.category or "",
+        "yes" if fb.flagged else "no",
+        " ".join(fb.reasons),
+        fb.status,
+    ]
+    return [safe_cell(v) for v in values]
+
+
+def feedback_csv_lines(rows: Iterable[Feedback]) -> Iterator[str]:
+    """Stream CSV lines (with a BOM so Excel reads UTF-8) for the given records."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(EXPORT_COLUMNS)
+    for fb in rows:
+        writer.writerow(_row(fb))
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()

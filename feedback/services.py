@@ -1,0 +1,346 @@
+"""Writes for feedback: ingestion (single, batch, import rows), review, deletion, quotas.
+
+Every ingestion path goes through `feedback_ingest`: validate, de-duplicate by external_id,
+classify in one batch, take quota and insert in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from feedback.models import Feedback, ReviewEvent, ReviewStatus, Sentiment, UsagePeriod
+from inference.classify import classify
+from tenants.models import Organization, User
+
+MAX_TEXT_CHARS = 10_000
+MAX_SOURCE_CHARS = 50
+MAX_EXTERNAL_ID_CHARS = 200
+MAX_AUTHOR_REF_CHARS = 200
+MAX_METADATA_BYTES = 16 * 1024
+MAX_BATCH_ITEMS = 1_000
+
+
+@dataclass(frozen=True)
+class FeedbackInput:
+    text: str
+    source: str = "api"
+    external_id: str | None = None
+    submitted_at: dt.datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    author_ref: str = ""
+    import_row: int | None = None
+
+
+@dataclass
+class IngestResult:
+    """Outcome per input index: a stored record (new or existing) or field errors."""
+
+    created: dict[int, Feedback] = field(default_factory=dict)
+    existing: dict[int, Feedback] = field(default_factory=dict)
+    errors: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, *, quota: int, used: int, resets_at: dt.datetime) -> None:
+        super().__init__(f"Monthly quota of {quota} items reached ({used} used).")
+        self.quota = quota
+        self.used = used
+        self.resets_at = resets_at
+
+
+def feedback_validate(item: FeedbackInput) -> tuple[FeedbackInput, dict[str, list[str]]]:
+    """Trim and check one input against the record's rules; returns it cleaned, or errors."""
+    errors: dict[str, list[str]] = {}
+    text = item.text.strip()
+    if "\x00" in text:
+        errors["text"] = ["Text must not contain NUL characters."]
+    elif not text:
+        errors["text"] = ["Text is empty."]
+    elif len(text) > MAX_TEXT_CHARS:
+        errors["text"] = [f"Text is {len(text)} characters; the maximum is {MAX_TEXT_CHARS}."]
+    source = (item.source or "api").strip()
+    if len(source) > MAX_SOURCE_CHARS:
+        errors["source"] = [f"Use at most {MAX_SOURCE_CHARS} characters."]
+    external_id = item.external_id.strip() if item.external_id else None
+    if external_id is not None and len(external_id) > MAX_EXTERNAL_ID_CHARS:
+        errors["external_id"] = [f"Use at most {MAX_EXTERNAL_ID_CHARS} characters."]
+    if len(item.author_ref) > MAX_AUTHOR_REF_CHARS:
+        errors["author_ref"] = [f"Use at most {MAX_AUTHOR_REF_CHARS} characters."]
+    encoded = json.dumps(item.metadata, ensure_ascii=False)
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        size = len(encoded.encode())
+        errors["metadata"] = [f"Metadata is {size} bytes; the maximum is {MAX_METADATA_BYTES}."]
+    elif "\\u0000" in encoded:
+        # PostgreSQL's jsonb cannot store NUL characters.
+        errors["metadata"] = ["Metadata must not contain NUL characters."]
+    submitted_at = item.submitted_at
+    if submitted_at is not None and timezone.is_naive(submitted_at):
+        submitted_at = timezone.make_aware(submitted_at, dt.UTC)
+    cleaned = FeedbackInput(
+        text=text,
+        source=source or "api",
+        external_id=external_id or None,
+        submitted_at=submitted_at,
+        metadata=item.metadata,
+        author_ref=item.author_ref.strip(),
+        import_row=item.import_row,
+    )
+    return cleaned, errors
+
+
+def _month_start(now: dt.datetime) -> dt.date:
+    return now.date().replace(day=1)
+
+
+def _next_month(now: dt.datetime) -> dt.datetime:
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + dt.timedelta(days=32)).replace(day=1)
+
+
+def _take_quota(org: Organization, wanted: int) -> int:
+    """Reserve up to `wanted` items of this month's quota (inside the caller's transaction)."""
+    now = timezone.now()
+    quota = int(settings.PLAN_LIMITS[org.plan]["items_per_month"])
+    UsagePeriod.objects.get_or_create(organization=org, month=_month_start(now))
+    usage = UsagePeriod.objects.for_org(org).select_for_update().get(month=_month_start(now))
+    allowed = max(0, min(wanted, quota - usage.items))
+    if allowed:
+        usage.items += allowed
+        usage.save(update_fields=["items"])
+    return allowed
+
+
+def feedback_ingest(
+    *, org: Organization, items: Sequence[FeedbackInput], import_job_id: int | None = None
+) -> IngestResult:
+    """Store valid items (classified on arrival); report the rest by index.
+
+    Items whose external_id already exists (in the org, or earlier in this batch) resolve to
+    the existing record instead of a duplicate. Over the monthly quota, the remaining items are
+    reported with a `quota` error; if nothing at all fits, QuotaExceeded is raised.
+    """
+    result = IngestResult()
+    valid: list[tuple[int, FeedbackInput]] = []
+    for index, raw in enumerate(items):
+        item, errors = feedback_validate(raw)
+        if errors:
+            result.errors[index] = errors
+        else:
+            valid.append((index, item))
+
+    to_create, repeats, first_in_batch = _partition_known(org, valid, result)
+    if not to_create:
+        return result
+
+    predictions = classify(org_id=org.pk, texts=[item.text for _, item in to_create])
+    now = timezone.now()
+    rows = [
+        Feedback(
+            organization=org,
+            text=item.text,
+            source=item.source,
+            external_id=item.external_id,
+            author_ref=item.author_ref,
+            submitted_at=item.submitted_at,
+            received_at=now,
+            metadata=item.metadata,
+            sentiment=p.sentiment,
+            sentiment_scores=p.sentiment_scores,
+            language=p.language,
+            language_score=p.language_score,
+            category=p.category,
+            category_score=p.category_score,
+            anomaly_score=p.anomaly_score,
+            flagged=p.flagged,
+            reasons=list(p.reasons),
+            model_versions=p.model_versions,
+            import_job_id=import_job_id,
+            import_row=item.import_row,
+        )
+        for (_, item), p in zip(to_create, predictions, strict=True)
+    ]
+    try:
+        with transaction.atomic():
+            allowed = _take_quota(org, len(rows))
+            if allowed == 0:
+                now = timezone.now()
+                quota = int(settings.PLAN_LIMITS[org.plan]["items_per_month"])
+                raise QuotaExceeded(quota=quota, used=quota, resets_at=_next_month(now))
+            stored = Feedback.objects.bulk_create(rows[:allowed])
+    except IntegrityError:
+        # Another request stored one of these external_ids meanwhile: go one by one.
+        return _ingest_one_by_one(org, to_create, rows, result, repeats)
+    for (index, _), fb in zip(to_create[:allowed], stored, strict=True):
+        result.created[index] = fb
+    for index, _item in to_create[allowed:]:
+        result.errors[index] = {"quota": ["The organization's monthly item quota is used up."]}
+    _resolve_repeats(result, repeats, first_in_batch)
+    return result
+
+
+def _partition_known(
+    org: Organization, valid: list[tuple[int, FeedbackInput]], result: IngestResult
+) -> tuple[list[tuple[int, FeedbackInput]], list[tuple[int, str]], dict[str, int]]:
+    """Split items into new ones, repeats of an earlier item in the batch, and ones whose
+    external_id the org already has (recorded in `result.existing`)."""
+    external_ids = {item.external_id for _, item in valid if item.external_id}
+    known = (
+        {
+            fb.external_id: fb
+            for fb in Feedback.objects.for_org(org).filter(external_id__in=external_ids)
+        }
+        if external_ids
+        else {}
+    )
+    to_create: list[tuple[int, FeedbackInput]] = []
+    first_in_batch: dict[str, int] = {}
+    repeats: list[tuple[int, str]] = []
+    for index, item in valid:
+        if item.external_id and item.external_id in known:
+            result.existing[index] = known[item.external_id]
+        elif item.external_id and item.external_id in first_in_batch:
+            repeats.append((index, item.external_id))
+        else:
+            if item.external_id:
+                first_in_batch[item.external_id] = index
+            to_create.append((index, item))
+    return to_create, repeats, first_in_batch
+
+
+def _resolve_repeats(
+    result: IngestResult, repeats: list[tuple[int, str]], first_in_batch: dict[str, int]
+) -> None:
+    for index, external_id in repeats:
+        first = first_in_batch[external_id]
+        record = result.created.get(first) or result.existing.get(first)
+        if record is not None:
+            result.existing[index] = record
+        else:
+            result.errors[index] = result.errors.get(first, {"external_id": ["Not stored."]})
+
+
+def _ingest_one_by_one(
+    org: Organization,
+    to_create: list[tuple[int, FeedbackInput]],
+    rows: list[Feedback],
+    result: IngestResult,
+    repeats: list[tuple[int, str]],
+) -> IngestResult:
+    first_in_batch: dict[str, int] = {}
+    for (index, item), row in zip(to_create, rows, strict=True):
+        if item.external_id:
+            first_in_batch[item.external_id] = index
+        try:
+            with transaction.atomic():
+                if _take_quota(org, 1) == 0:
+                    result.errors[index] = {
+                        "quota": ["The organization's monthly item quota is used up."]
+                    }
+                    continue
+                row.save(force_insert=True)
+            result.created[index] = row
+        except IntegrityError:
+            existing = Feedback.objects.for_org(org).filter(external_id=item.external_id).first()
+            if existing is None:
+                raise
+            result.existing[index] = existing
+    _resolve_repeats(result, repeats, first_in_batch)
+    return result
+
+
+REVIEW_FIELDS = ("corrected_sentiment", "corrected_category", "status")
+
+
+@transaction.atomic
+def feedback_review(
+    *, org: Organization, feedback: Feedback, actor: User | None, changes: dict[str, Any]
+) -> Feedback:
+    """Apply human review (corrections and status), record who did it, and feed corrections
+    of the category back into the org's training examples."""
+    unknown = set(changes) - set(REVIEW_FIELDS)
+    if unknown:
+        raise ValidationError({name: ["This field cannot be changed."] for name in unknown})
+    if "corrected_sentiment" in changes and changes["corrected_sentiment"] not in (
+        None,
+        *Sentiment.values,
+    ):
+        raise ValidationError({"corrected_sentiment": [f"Choose one of {Sentiment.values}."]})
+    if "status" in changes and changes["status"] not in ReviewStatus.values:
+        raise ValidationError({"status": [f"Choose one of {ReviewStatus.values}."]})
+    label_set = _active_label_set(org)
+    category = changes.get("corrected_category")
+    if category is not None and (label_set is None or category not in label_set.labels):
+        allowed = label_set.labels if label_set else []
+        raise ValidationError({"corrected_category": [f"Choose one of {allowed}."]})
+    diff = {
+        name: [getattr(feedback, name), value]
+        for name, value in changes.items()
+        if getattr(feedback, name) != value
+    }
+    if not diff:
+        return feedback
+    for name, (_, value) in diff.items():
+        setattr(feedback, name, value)
+    if "status" not in changes and feedback.status == ReviewStatus.NEW:
+        feedback.status = ReviewStatus.REVIEWED
+        diff["status"] = [ReviewStatus.NEW, ReviewStatus.REVIEWED]
+    feedback.reviewed_by = actor
+    feedback.reviewed_at = timezone.now()
+    feedback.save(update_fields=[*diff.keys(), "reviewed_by", "reviewed_at"])
+    ReviewEvent.objects.create(organization=org, feedback=feedback, actor=actor, changes=diff)
+    if category is not None and label_set is not None:
+        from inference.models import CategoryExample
+        from inference.services import example_add
+
+        example_add(
+            org=org,
+            label_set=label_set,
+            text=feedback.text,
+            label=category,
+            created_by=actor,
+            source=CategoryExample.Source.CORRECTION,
+            feedback_id=feedback.pk,
+        )
+    return feedback
+
+
+def feedback_bulk_status(
+    *, org: Organization, ids: Sequence[int], status: str, actor: User | None
+) -> int:
+    """Set the review status of several of the org's items; returns how many changed."""
+    if status not in ReviewStatus.values:
+        raise ValidationError({"status": [f"Choose one of {ReviewStatus.values}."]})
+    changed = 0
+    for fb in Feedback.objects.for_org(org).filter(pk__in=list(ids)).exclude(status=status):
+        feedback_review(org=org, feedback=fb, actor=actor, changes={"status": status})
+        changed += 1
+    return changed
+
+
+def feedback_delete(*, feedback: Feedback) -> None:
+    """Delete a record for good (e.g. on a data-subject request)."""
+    feedback.delete()
+
+
+def _active_label_set(org: Organization) -> Any:
+    from inference.models import LabelSet, ModelVersion, Task, VersionStatus
+
+    version = (
+        ModelVersion.objects.filter(
+            task=Task.CATEGORY, organization=org, status=VersionStatus.ACTIVE
+        )
+        .only("label_set_id")
+        .first()
+    )
+    if version is not None and version.label_set_id is not None:
+        return LabelSet.objects.for_org(org).filter(pk=version.label_set_id).first()
+    return LabelSet.objects.for_org(org).order_by("-created_at").first()

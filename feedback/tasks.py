@@ -1,0 +1,34 @@
+"""Background work for feedback. Tasks take ids and call services."""
+
+from __future__ import annotations
+
+from procrastinate import RetryStrategy
+from procrastinate.contrib.django import app
+
+from feedback import imports
+from tenants.context import org_context
+from tenants.models import Organization
+
+# A worker that dies stops sending heartbeats; its jobs are handed back after this long.
+STALLED_AFTER_SECONDS = 60
+
+
+@app.task(
+    queue="imports",
+    name="feedback.run_import",
+    retry=RetryStrategy(max_attempts=5, exponential_wait=2),
+)
+def run_import(*, job_id: int, org_id: int) -> None:
+    org = Organization.objects.get(pk=org_id)
+    with org_context(org):
+        imports.import_run(org=org, job_id=job_id)
+
+
+@app.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")
+@app.task(queue="maintenance", name="puna.retry_stalled_jobs", queueing_lock="retry_stalled_jobs")
+async def retry_stalled_jobs(timestamp: int) -> None:
+    """Requeue jobs whose worker was killed (imports resume where they stopped)."""
+    for job in await app.job_manager.get_stalled_jobs(
+        seconds_since_heartbeat=STALLED_AFTER_SECONDS
+    ):
+        await app.job_manager.retry_job(job)

@@ -1,0 +1,78 @@
+"""Classification for an org: the shipped base models plus the org's active category model.
+
+The pure runtime (inference.runtime) knows nothing about orgs or the database; this module
+finds the org's active category version, loads it once per process by sha256, and notices an
+activation or rollback within CATEGORY_CHECK_SECONDS without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from django.conf import settings
+
+from inference.models import ModelVersion
+from inference.selectors import active_category_version_id
+
+if TYPE_CHECKING:
+    from inference.runtime import CategoryModel, Engine, Prediction
+
+CATEGORY_CHECK_SECONDS = 2.0
+
+_lock = threading.Lock()
+_active: dict[int, tuple[float, int | None, CategoryModel | None]] = {}
+_by_sha: dict[str, CategoryModel] = {}
+
+
+def engine() -> Engine:
+    from inference.runtime import get_engine
+
+    return get_engine(Path(settings.ONNX_MODEL_DIR), threads=settings.INFERENCE_THREADS)
+
+
+def category_model_for(org_id: int) -> CategoryModel | None:
+    """The org's active category model, re-checked at most every CATEGORY_CHECK_SECONDS."""
+    now = time.monotonic()
+    cached = _active.get(org_id)
+    if cached is not None and now - cached[0] < CATEGORY_CHECK_SECONDS:
+        return cached[2]
+    version_id = active_category_version_id(org_id=org_id)
+    if cached is not None and cached[1] == version_id:
+        _active[org_id] = (now, version_id, cached[2])
+        return cached[2]
+    model = _load(version_id) if version_id is not None else None
+    _active[org_id] = (now, version_id, model)
+    return model
+
+
+def _load(version_id: int) -> CategoryModel | None:
+    from inference.runtime import load_category_model_bytes
+
+    row = ModelVersion.objects.filter(pk=version_id).values_list("sha256", "artifact").first()
+    if row is None or row[1] is None:
+        return None
+    sha, artifact = row
+    with _lock:
+        model = _by_sha.get(sha)
+        if model is None:
+            model = load_category_model_bytes(
+                bytes(cast("bytes", artifact)), version=f"{version_id}:{sha[:8]}"
+            )
+            _by_sha[sha] = model
+    return model
+
+
+def classify(*, org_id: int, texts: list[str]) -> list[Prediction]:
+    """Predictions for `texts` with every head the org has (sentiment, language, anomaly,
+    and category when the org has an active classifier)."""
+    return list(engine().predict(texts, category_model=category_model_for(org_id)))
+
+
+def forget_cached_models() -> None:
+    """For tests and reloads: drop every cached category model."""
+    with _lock:
+        _active.clear()
+        _by_sha.clear()

@@ -1,0 +1,370 @@
+"""Serving: sentiment, language, an org's category and anomaly for a batch of texts.
+
+Pure by design (no Django, no database): the registry hands this module a model directory and,
+per org, a category model file. Each text is normalised and featurized once; the sparse rows are
+shared by every head built on the same featurizer, and ONNX Runtime does the model maths. ONNX
+sessions open lazily on first use (never at import), once per :class:`Engine`, under a lock, with
+explicit thread counts.
+
+Inputs: ``predict`` takes a list of ``str``. A non-string raises ``TypeError`` and an empty or
+whitespace-only text (also one made only of control characters) raises ``ValueError``, both
+naming the index; the whole batch is rejected before any model runs. Only the first
+``inference.text.MAX_CHARS`` (10,000) characters of a text are featurized and screened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inference.features import Analysis, Featurizer, SparseRows
+from inference.text import MAX_CHARS, normalize
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = "puna.manifest/1"
+CATEGORY_FORMAT = "puna.category/1"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Everything Puna infers about one text. Scores are probabilities in [0, 1];
+    ``sentiment_scores`` sums to 1; ``category*`` are None when no org model was given."""
+
+    sentiment: str
+    sentiment_scores: dict[str, float]
+    language: str
+    language_score: float
+    category: str | None
+    category_score: float | None
+    anomaly_score: float
+    flagged: bool
+    reasons: tuple[str, ...]
+    model_versions: dict[str, str]
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, corrupt (sha256 mismatch) or of an unknown format."""
+
+
+def _session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = threads
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+def _open_session(model: bytes | str, threads: int) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(
+        model, sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
+    )
+
+
+class _Head:
+    """One exported linear head (``inference.training.export``) and its label order."""
+
+    def __init__(self, session: Any, labels: Sequence[str]) -> None:
+        self.session = session
+        self.labels = tuple(labels)
+
+    def run(self, rows: SparseRows) -> tuple[list[int], npt.NDArray[np.float64]]:
+        """(index of the best label, probabilities [n, K]) for each row."""
+        _, proba = self.session.run(
+            None,
+            {
+                "rows": rows.rows,
+                "cols": rows.cols,
+                "vals": rows.vals,
+                "n_rows": np.array([rows.n_rows], dtype=np.int64),
+            },
+        )
+        # ArgMax over probabilities equals ArgMax over logits (softmax is monotonic); ties
+        # resolve to the first label, as in the graph and scikit-learn.
+        return proba.argmax(axis=1).tolist(), proba
+
+
+@dataclass(frozen=True)
+class CategoryModel:
+    """An org's own classifier: one self-contained ONNX file (featurizer in its metadata)."""
+
+    path: Path
+    sha256: str
+    version: str
+    labels: tuple[str, ...]
+    featurizer: Featurizer = field(repr=False)
+    head: _Head = field(repr=False)
+
+
+def load_category_model(path: Path, threads: int = 1) -> CategoryModel:
+    """Load a file written by ``TrainedClassifier.save``.
+
+    Contract: raises ``ModelError`` if the file is missing or not a Puna category model; the
+    version is ``category-<first 12 hex of sha256>``.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read category model {path}: {exc}") from exc
+    try:
+        session = _open_session(raw, threads)
+    except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+        raise ModelError(f"{path} is not a valid ONNX model: {exc}") from exc
+    meta = session.get_modelmeta().custom_metadata_map
+    if meta.get("puna.format") != CATEGORY_FORMAT:
+        raise ModelError(f"{path} is not a Puna category model ({CATEGORY_FORMAT})")
+    sha = hashlib.sha256(raw).hexdigest()
+    labels = tuple(json.loads(meta["puna.labels"]))
+    return CategoryModel(
+        path=Path(path),
+        sha256=sha,
+        version=f"category-{sha[:12]}",
+        labels=labels,
+        featurizer=Featurizer.from_json(meta["puna.featurizer"]),
+        head=_Head(session, labels),
+    )
+
+
+@dataclass
+class _Loaded:
+    featurizer: Featurizer
+    sentiment: _Head
+    language: _Head
+    anomaly: Any  # inference.anomaly.AnomalyDetector, or None when the manifest has none
+    versions: dict[str, str]
+
+
+class Engine:
+    """The base models of one model directory (``manifest.json``), loaded lazily, thread-safe.
+
+    Contract: construction only reads and checks the manifest; the first ``predict``/``explain``
+    loads every file once (verifying sha256) and later calls reuse them. ``threads`` sets
+    onnxruntime's intra- and inter-op thread counts (1 in web workers).
+    """
+
+    def __init__(self, model_dir: Path, *, threads: int = 1) -> None:
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
+        self.model_dir = Path(model_dir)
+        self.threads = threads
+        manifest_path = self.model_dir / MANIFEST_FILE
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read {manifest_path}: {exc}") from exc
+        if self.manifest.get("format") != MANIFEST_FORMAT:
+            raise ModelError(f"{manifest_path} is not a {MANIFEST_FORMAT} manifest")
+        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+        self._explain_weights: npt.NDArray[np.float64] | None = None
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        """Task -> version string of the base models, as listed in the manifest."""
+        return {task: str(m["version"]) for task, m in sorted(self.manifest["models"].items())}
+
+    def _read_verified(self, entry: dict[str, Any]) -> bytes:
+        path = self.model_dir / entry["file"]
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read {path}: {exc}") from exc
+        if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+            raise ModelError(f"{path} does not match the sha256 in the manifest")
+        return raw
+
+    def _load(self) -> _Loaded:
+        loaded = self._loaded
+        if loaded is not None:
+            return loaded
+        with self._lock:
+            if self._loaded is None:
+                models = self.manifest["models"]
+                featurizer = Featurizer.from_json(self._read_verified(self.manifest["featurizer"]))
+                heads = {}
+                for task in ("sentiment", "language"):
+                    raw = self._read_verified(models[task])
+                    session = _open_session(raw, self.threads)
+                    meta = session.get_modelmeta().custom_metadata_map
+                    if meta.get("puna.featurizer_sha256") != self.manifest["featurizer"]["sha256"]:
+                        raise ModelError(f"{task} was exported for a different featurizer")
+                    heads[task] = _Head(session, json.loads(meta["puna.labels"]))
+                anomaly = None
+                if "anomaly" in models:
+                    from inference.anomaly import AnomalyDetector
+
+                    self._read_verified(models["anomaly"])
+                    anomaly = AnomalyDetector.load(
+                        self.model_dir / models["anomaly"]["file"], threads=self.threads
+                    )
+                self._loaded = _Loaded(
+                    featurizer=featurizer,
+                    sentiment=heads["sentiment"],
+                    language=heads["language"],
+                    anomaly=anomaly,
+                    versions=self.model_versions,
+                )
+            return self._loaded
+
+    def warm_up(self) -> None:
+        """Load every model now (e.g. at worker start) instead of on the first request."""
+        self.predict(["warm up"])
+
+    def predict(
+        self, texts: list[str], *, category_model: CategoryModel | None = None
+    ) -> list[Prediction]:
+        """One :class:`Prediction` per text, in order (see the module docstring for input rules)."""
+        normalised = _validated(texts)
+        if not normalised:
+            return []
+        loaded = self._load()
+        featurizer = loaded.featurizer
+        analyses = [featurizer.analyze(t) for t in normalised]
+        rows = featurizer.transform_analyses(analyses)
+        sentiment_idx, sentiment_p = loaded.sentiment.run(rows)
+        language_idx, language_p = loaded.language.run(rows)
+
+        versions = dict(loaded.versions)
+        categories: list[tuple[str | None, float | None]] = [(None, None)] * len(texts)
+        if category_model is not None:
+            categories = _categories(category_model, featurizer, analyses, normalised)
+            versions["category"] = category_model.version
+        if loaded.anomaly is not None:
+            anomalies = [
+                (r.score, r.flagged, r.reasons)
+                for r in loaded.anomaly.score([t[:MAX_CHARS] for t in texts])
+            ]
+        else:
+            anomalies = [(0.0, False, ())] * len(texts)
+
+        s_labels, l_labels = loaded.sentiment.labels, loaded.language.labels
+        s_rows = sentiment_p.tolist()
+        l_rows = language_p.tolist()
+        return [
+            Prediction(
+                sentiment=s_labels[si],
+                sentiment_scores=dict(zip(s_labels, s_row, strict=True)),
+                language=l_labels[li],
+                language_score=l_row[li],
+                category=category,
+                category_score=category_score,
+                anomaly_score=float(a_score),
+                flagged=bool(a_flagged),
+                reasons=tuple(a_reasons),
+                model_versions=versions,
+            )
+            for si, s_row, li, l_row, (category, category_score), (
+                a_score,
+                a_flagged,
+                a_reasons,
+            ) in zip(
+                sentiment_idx,
+                s_rows,
+                language_idx,
+                l_rows,
+                categories,
+                anomalies,
+                strict=True,
+            )
+        ]
+
+    def explain(self, text: str, *, top: int = 10) -> list[tuple[str, float]]:
+        """The ``top`` features pushing the sentiment decision for ``text``, strongest first.
+
+        Each weight is the feature's TF-IDF value times the predicted class's coefficient; only
+        positive contributions are returned. Word n-grams are returned as written (after
+        normalisation), char n-grams as ``char:<gram>``. Same input rules as ``predict``.
+        """
+        (normalised,) = _validated([text])
+        loaded = self._load()
+        weights = self._sentiment_weights()
+        rows = loaded.featurizer.transform([normalised])
+        best, _ = loaded.sentiment.run(rows)
+        contributions = rows.vals * weights[rows.cols, best[0]]
+        order = np.argsort(-contributions, kind="stable")[:top]
+        featurizer = loaded.featurizer
+        out: list[tuple[str, float]] = []
+        for i in order.tolist():
+            if contributions[i] <= 0.0:
+                break
+            col = int(rows.cols[i])
+            term = (
+                featurizer.word_terms[col]
+                if col < featurizer.n_word
+                else f"char:{featurizer.char_terms[col - featurizer.n_word]}"
+            )
+            out.append((term, float(contributions[i])))
+        return out
+
+    def _sentiment_weights(self) -> npt.NDArray[np.float64]:
+        if self._explain_weights is None:
+            import onnx
+            from onnx import numpy_helper
+
+            model = onnx.load_from_string(self._read_verified(self.manifest["models"]["sentiment"]))
+            inits = {t.name: t for t in model.graph.initializer}
+            self._explain_weights = numpy_helper.to_array(inits["W"]).astype(np.float64)
+        return self._explain_weights
+
+
+def _validated(texts: list[str]) -> list[str]:
+    if not isinstance(texts, list):
+        raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
+    normalised: list[str] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        clean = normalize(text)
+        if not clean:
+            raise ValueError(f"texts[{i}] is empty or whitespace-only")
+        normalised.append(clean)
+    return normalised
+
+
+def _categories(
+    model: CategoryModel,
+    base: Featurizer,
+    analyses: Sequence[Analysis],
+    normalised: Sequence[str],
+) -> list[tuple[str | None, float | None]]:
+    # Same n-gram ranges: reuse the base analyses and only look up the org's vocabulary.
+    if model.featurizer.spec == base.spec:
+        rows = model.featurizer.transform_analyses(analyses)
+    else:
+        rows = model.featurizer.transform(normalised)
+    best, proba = model.head.run(rows)
+    return [(model.labels[b], float(p[b])) for b, p in zip(best, proba.tolist(), strict=True)]
+
+
+_ENGINES: dict[tuple[Path, int], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(model_dir: Path, threads: int = 1) -> Engine:
+    """The process-wide :class:`Engine` for ``model_dir`` (one per directory and thread count)."""
+    key = (Path(model_dir).resolve(), threads)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(key)
+            if engine is None:
+                engine = Engine(key[0], threads=threads)
+                _ENGINES[key] = engine
+    return engine
+
+
+def reset_engines() -> None:
+    """Forget cached engines so the next :func:`get_engine` reloads from disk."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()

@@ -1,0 +1,1 @@
+"""Response-time monitoring: per-route latency histograms, inference timing, metrics, alerts."""

@@ -1,0 +1,18 @@
+"""Serializer base for API input: unknown fields are errors, not silently dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class StrictInputSerializer(serializers.Serializer[Any]):
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field."] for name in unknown[:20]}
+                )
+        return super().to_internal_value(data)

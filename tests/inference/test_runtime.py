@@ -1,0 +1,142 @@
+"""The serving API: predictions, input rules, lazy thread-safe loading, explanations."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from inference.runtime import Engine, ModelError, Prediction, get_engine, reset_engines
+from tests.inference.conftest import MODEL_DIR, REPO
+
+EXAMPLES = {
+    "Ang galing ng teacher namin, sobrang linaw magturo. Salamat po!": ("positive", "tl"),
+    "Grabe ka hinay sa internet diri, kapoy kaayo mag-enroll.": ("negative", "ceb"),
+    "The registrar lost my documents again and nobody answers the phone.": ("negative", "en"),
+    "Le service était vraiment excellent, merci beaucoup.": (None, "other"),
+}
+
+
+def test_predict_returns_one_prediction_per_text_in_order(engine):
+    texts = list(EXAMPLES)
+    predictions = engine.predict(texts)
+    assert len(predictions) == len(texts)
+    for prediction, (sentiment, language) in zip(predictions, EXAMPLES.values(), strict=True):
+        assert isinstance(prediction, Prediction)
+        if sentiment is not None:
+            assert prediction.sentiment == sentiment
+        assert prediction.language == language
+
+
+def test_scores_are_probabilities(engine):
+    (p,) = engine.predict(["Okay lang naman po ang serbisyo."])
+    assert set(p.sentiment_scores) == {"negative", "neutral", "positive"}
+    assert math.isclose(sum(p.sentiment_scores.values()), 1.0, abs_tol=1e-9)
+    assert p.sentiment == max(p.sentiment_scores, key=p.sentiment_scores.__getitem__)
+    assert 0.0 < p.language_score <= 1.0
+    assert 0.0 <= p.anomaly_score <= 1.0
+    assert p.category is None
+    assert p.category_score is None
+
+
+def test_model_versions_name_every_base_model(engine):
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))
+    (p,) = engine.predict(["salamat po"])
+    assert p.model_versions == {t: m["version"] for t, m in manifest["models"].items()}
+
+
+def test_spam_is_flagged_with_reasons(engine):
+    (p,) = engine.predict(["FREE LOAD!!! click http://bit.ly/free-load now http://bit.ly/x"])
+    assert p.flagged
+    assert p.reasons
+
+
+def test_non_string_is_a_type_error_naming_the_index(engine):
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        engine.predict(["ok", 5])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="list of str"):
+        engine.predict("not a list")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\t\n", "\x00\x01\u200b"])
+def test_empty_text_is_a_value_error_naming_the_index(engine, bad):
+    with pytest.raises(ValueError, match=r"texts\[1\] is empty"):
+        engine.predict(["ok po", bad])
+
+
+def test_long_and_odd_texts_get_a_defined_result(engine):
+    texts = [
+        "maayo kaayo " * 10_000,
+        "a\x00b\x1b[31mred\x07 ganda",
+        "!!!",
+        "😡😡😡",
+        "\ud800 lone surrogate",
+    ]
+    predictions = engine.predict(texts)
+    assert len(predictions) == len(texts)
+    assert all(p.sentiment in {"negative", "neutral", "positive"} for p in predictions)
+
+
+def test_empty_batch_gives_no_predictions(engine):
+    assert engine.predict([]) == []
+
+
+def test_engine_opens_nothing_until_first_use():
+    engine = Engine(MODEL_DIR)
+    assert engine._loaded is None
+    engine.predict(["salamat"])
+    assert engine._loaded is not None
+
+
+def test_concurrent_first_use_loads_once_and_agrees():
+    engine = Engine(MODEL_DIR, threads=1)
+    texts = list(EXAMPLES) * 5
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda t: engine.predict([t])[0], texts))
+    assert results == engine.predict(texts)
+
+
+def test_get_engine_is_cached_per_directory_until_reset():
+    first = get_engine(MODEL_DIR)
+    assert get_engine(MODEL_DIR) is first
+    assert get_engine(MODEL_DIR, threads=2) is not first
+    reset_engines()
+    assert get_engine(MODEL_DIR) is not first
+
+
+def test_tampered_model_file_is_refused(tmp_path: Path):
+    copy = tmp_path / "models"
+    shutil.copytree(MODEL_DIR, copy)
+    path = copy / "sentiment.onnx"
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ModelError, match="sha256"):
+        Engine(copy).predict(["salamat"])
+
+
+def test_missing_manifest_is_a_model_error(tmp_path: Path):
+    with pytest.raises(ModelError):
+        Engine(tmp_path)
+
+
+def test_explain_lists_terms_pushing_the_decision(engine):
+    terms = engine.explain("Salamat po, ang galing ng teacher!", top=5)
+    assert 0 < len(terms) <= 5
+    weights = [w for _, w in terms]
+    assert weights == sorted(weights, reverse=True)
+    assert all(w > 0 for w in weights)
+    assert any(term == "salamat" for term, _ in terms)
+
+
+def test_runtime_import_pulls_in_neither_django_nor_onnxruntime():
+    code = (
+        "import sys, inference.runtime; "
+        "bad = [m for m in ('django', 'onnxruntime', 'sklearn') if m in sys.modules]; "
+        "sys.exit(1 if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
