@@ -50,6 +50,7 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         _manage("migrate", "--noinput", "-v", "0")
+        _manage("sync_models", capture=True)
         demo = _manage("seed_demo", capture=True)
         port = _port(int(os.environ.get("PORT", "8000")))
         procs.append(

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
-from django.db.models import Count, Q, QuerySet
+from django.db.models import CharField, Count, F, Func, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDay, TruncWeek
 from django.utils import timezone
 
-from feedback.models import Feedback, UsagePeriod
+from feedback.models import Feedback, ImportJob, ReviewEvent, UsagePeriod
 from tenants.models import Organization
 
 
@@ -139,3 +139,70 @@ def usage_get(*, org: Organization) -> dict[str, Any]:
         "items_remaining": max(0, int(limits["items_per_month"]) - items),
         "request_rate": limits["rate"],
     }
+
+
+# --- reads for the dashboard ----------------------------------------------------------------
+
+
+def feedback_get(*, org: Organization, feedback_id: int) -> Feedback | None:
+    """One of the org's records (with effective labels), or None when the org has no such id."""
+    return feedback_list(org=org).select_related("reviewed_by").filter(pk=feedback_id).first()
+
+
+def feedback_period_summary(
+    *, org: Organization, since: dt.datetime, until: dt.datetime
+) -> dict[str, int]:
+    """Total, negative (after corrections) and flagged counts in a period, in one query."""
+    base = with_effective_labels(
+        Feedback.objects.for_org(org).filter(received_at__gte=since, received_at__lt=until)
+    )
+    return base.aggregate(
+        total=Count("id"),
+        negative=Count("id", filter=Q(effective_sentiment_value="negative")),
+        flagged=Count("id", filter=Q(flagged=True)),
+    )
+
+
+def feedback_sources(*, org: Organization, limit: int = 50) -> list[str]:
+    """The org's most used sources, most used first (for filter choices)."""
+    rows = (
+        Feedback.objects.for_org(org)
+        .values_list("source")
+        .annotate(n=Count("id"))
+        .order_by("-n", "source")[:limit]
+    )
+    return [source for source, _ in rows]
+
+
+def anomaly_reason_counts(*, org: Organization, status: str | None = None) -> list[tuple[str, int]]:
+    """Flagged items per anomaly reason (an item with two reasons counts under both)."""
+    qs = Feedback.objects.for_org(org).filter(flagged=True)
+    if status:
+        qs = qs.filter(status=status)
+    rows = (
+        qs.annotate(reason=Func(F("reasons"), function="unnest", output_field=CharField()))
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "reason")
+    )
+    return [(str(reason), n) for reason, n in rows]
+
+
+def review_event_list(*, org: Organization, feedback: Feedback) -> QuerySet[ReviewEvent]:
+    """Who reviewed one of the org's records and what they changed, newest first."""
+    return (
+        ReviewEvent.objects.for_org(org)
+        .filter(feedback=feedback)
+        .select_related("actor")
+        .order_by("-created_at", "-id")
+    )
+
+
+def import_job_list(*, org: Organization) -> QuerySet[ImportJob]:
+    """The org's CSV imports, newest first (without their stored error lists)."""
+    return ImportJob.objects.for_org(org).defer("errors").order_by("-created_at", "-id")
+
+
+def import_job_get(*, org: Organization, job_id: int) -> ImportJob | None:
+    """One of the org's imports, or None when the org has no such id."""
+    return ImportJob.objects.for_org(org).filter(pk=job_id).first()

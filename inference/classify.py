@@ -7,6 +7,8 @@ activation or rollback within CATEGORY_CHECK_SECONDS without a restart.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from inference.runtime import CategoryModel, Engine, Prediction
 
 CATEGORY_CHECK_SECONDS = 2.0
+_CACHE_DIR = Path(tempfile.gettempdir()) / "puna-category-models"
 
 _lock = threading.Lock()
 _active: dict[int, tuple[float, int | None, CategoryModel | None]] = {}
@@ -49,7 +52,7 @@ def category_model_for(org_id: int) -> CategoryModel | None:
 
 
 def _load(version_id: int) -> CategoryModel | None:
-    from inference.runtime import load_category_model_bytes
+    from inference.runtime import load_category_model
 
     row = ModelVersion.objects.filter(pk=version_id).values_list("sha256", "artifact").first()
     if row is None or row[1] is None:
@@ -58,9 +61,17 @@ def _load(version_id: int) -> CategoryModel | None:
     with _lock:
         model = _by_sha.get(sha)
         if model is None:
-            model = load_category_model_bytes(
-                bytes(cast("bytes", artifact)), version=f"{version_id}:{sha[:8]}"
-            )
+            # The runtime loads files; the bytes live in PostgreSQL so that every machine has
+            # them. Write once per sha256 (atomically) to a local cache directory.
+            path = _CACHE_DIR / f"{sha}.onnx"
+            if not path.exists():
+                _CACHE_DIR.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(bytes(cast("bytes", artifact)))
+                tmp.replace(path)
+            model = load_category_model(path, threads=settings.INFERENCE_THREADS)
+            if model.sha256 != sha:
+                raise ValueError(f"category model {version_id} does not match its sha256")
             _by_sha[sha] = model
     return model
 

@@ -32,6 +32,8 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 _WHITE_SPACES = re.compile(r"\s\s+")
 
 FORMAT_VERSION = 1
+SEGMENT_CACHE_SIZE = 200_000
+"""Padded segments whose char n-gram ids are remembered per featurizer (then the cache resets)."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,11 @@ class NGramSpec:
 
 @dataclass(frozen=True)
 class Analysis:
-    """The n-grams of one normalised text, in order, duplicates kept (vocabulary-independent)."""
+    """One normalised text prepared for lookup (vocabulary-independent): its word n-grams
+    (duplicates kept) and the text with whitespace runs collapsed, as the char analyzer sees it."""
 
     words: list[str]
-    chars: list[str]
+    text: str
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,47 @@ class Featurizer:
         # Char ids are stored already offset into the concatenated [word | char] space.
         self._char_ids_offset = {t: self.n_word + i for i, t in enumerate(self.char_terms)}
         self._idf = np.concatenate([self.word_idf, self.char_idf])
+        self._segment_cache: dict[str, tuple[int, ...]] = {}
+
+    def _char_ids_plain(self, text: str) -> list[int]:
+        """Ids of the known char n-grams of ``text`` (any n-gram range)."""
+        get = self._char_ids_offset.get
+        return [j for j in map(get, char_ngrams(text, self.spec.char)) if j is not None]
+
+    def _char_ids(self, text: str) -> list[int]:
+        """Same multiset as :meth:`_char_ids_plain`, faster, for n-gram ranges starting at 2+.
+
+        A char n-gram either has no space strictly inside it, and then lies within exactly one
+        space-separated segment padded with its neighbouring spaces, or it straddles a space.
+        Feedback repeats words, so the ids of each padded segment are cached; only the few
+        straddling n-grams are looked up per text. (With 1-grams a space would belong to two
+        padded segments, hence the restriction.)
+        """
+        min_n, max_n = self.spec.char
+        cache = self._segment_cache
+        get = self._char_ids_offset.get
+        segments = text.split(" ")
+        last = len(segments) - 1
+        out: list[int] = []
+        for i, segment in enumerate(segments):
+            padded = (" " if i else "") + segment + (" " if i < last else "")
+            ids = cache.get(padded)
+            if ids is None:
+                grams = char_ngrams(padded, (min_n, max_n))
+                ids = tuple(j for j in map(get, grams) if j is not None)
+                if len(cache) >= SEGMENT_CACHE_SIZE:
+                    cache.clear()
+                cache[padded] = ids
+            out.extend(ids)
+        if last and max_n >= 3:
+            length = len(text)
+            spaces = [i for i, ch in enumerate(text) if ch == " "]
+            for n in range(max(min_n, 3), max_n + 1):
+                starts = sorted(
+                    {p for s in spaces for p in range(max(0, s - n + 2), min(s, length - n + 1))}
+                )
+                out.extend(j for p in starts if (j := get(text[p : p + n])) is not None)
+        return out
 
     # -- construction / serialisation -------------------------------------------------------
 
@@ -173,10 +217,8 @@ class Featurizer:
     # -- transform ----------------------------------------------------------------------------
 
     def analyze(self, text: str) -> Analysis:
-        """Extract the word and char n-grams of one normalised text."""
-        return Analysis(
-            words=word_ngrams(text, self.spec.word), chars=char_ngrams(text, self.spec.char)
-        )
+        """Word n-grams and char-analyzer text of one normalised text."""
+        return Analysis(words=word_ngrams(text, self.spec.word), text=_WHITE_SPACES.sub(" ", text))
 
     def transform(self, texts: Sequence[str]) -> SparseRows:
         """TF-IDF rows for normalised ``texts``."""
@@ -189,13 +231,13 @@ class Featurizer:
         n_rows = len(analyses)
         sentinel = self.n_features
         word_get = self._word_vocab.get
-        char_get = self._char_ids_offset.get
+        char_ids = self._char_ids if self.spec.char[0] >= 2 else self._char_ids_plain
         cols: list[int] = []
         counts: list[int] = []
         lens: list[int] = []
         for analysis in analyses:
             found = Counter(map(word_get, analysis.words, repeat(sentinel)))
-            found.update(map(char_get, analysis.chars, repeat(sentinel)))
+            found.update(char_ids(analysis.text))
             found.pop(sentinel, None)
             cols.extend(found.keys())
             counts.extend(found.values())

@@ -99,7 +99,7 @@ class _Head:
 class CategoryModel:
     """An org's own classifier: one self-contained ONNX file (featurizer in its metadata)."""
 
-    path: Path
+    path: Path | None
     sha256: str
     version: str
     labels: tuple[str, ...]
@@ -117,19 +117,31 @@ def load_category_model(path: Path, threads: int = 1) -> CategoryModel:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read category model {path}: {exc}") from exc
+    return load_category_model_bytes(raw, threads=threads, path=Path(path))
+
+
+def load_category_model_bytes(
+    raw: bytes, *, version: str | None = None, threads: int = 1, path: Path | None = None
+) -> CategoryModel:
+    """Load a category model from its bytes (``TrainedClassifier.onnx_bytes``, e.g. a
+    registry row); ``version`` defaults to ``category-<first 12 hex of sha256>``.
+
+    Contract: raises ``ModelError`` if ``raw`` is not a Puna category model.
+    """
+    where = str(path) if path is not None else "category model bytes"
     try:
         session = _open_session(raw, threads)
     except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
-        raise ModelError(f"{path} is not a valid ONNX model: {exc}") from exc
+        raise ModelError(f"{where} is not a valid ONNX model: {exc}") from exc
     meta = session.get_modelmeta().custom_metadata_map
     if meta.get("puna.format") != CATEGORY_FORMAT:
-        raise ModelError(f"{path} is not a Puna category model ({CATEGORY_FORMAT})")
+        raise ModelError(f"{where} is not a Puna category model ({CATEGORY_FORMAT})")
     sha = hashlib.sha256(raw).hexdigest()
     labels = tuple(json.loads(meta["puna.labels"]))
     return CategoryModel(
-        path=Path(path),
+        path=path,
         sha256=sha,
-        version=f"category-{sha[:12]}",
+        version=version or f"category-{sha[:12]}",
         labels=labels,
         featurizer=Featurizer.from_json(meta["puna.featurizer"]),
         head=_Head(session, labels),
@@ -177,7 +189,7 @@ class Engine:
     def _read_verified(self, entry: dict[str, Any]) -> bytes:
         path = self.model_dir / entry["file"]
         try:
-            raw = path.read_bytes()
+            raw: bytes = path.read_bytes()
         except OSError as exc:
             raise ModelError(f"cannot read {path}: {exc}") from exc
         if hashlib.sha256(raw).hexdigest() != entry["sha256"]:

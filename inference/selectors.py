@@ -87,3 +87,20 @@ def training_run_list(*, org: Organization) -> QuerySet[TrainingRun]:
         .select_related("label_set", "model_version")
         .order_by("-created_at")
     )
+
+
+def label_set_for_corrections(*, org: Organization) -> LabelSet | None:
+    """The label set a category correction must use: the active model's, else the newest.
+
+    Mirrors the rule feedback.services.feedback_review enforces, so the dashboard offers
+    exactly the labels the service accepts.
+    """
+    version = active_version(task=Task.CATEGORY, org=org)
+    if version is not None and version.label_set_id is not None:
+        return label_set_get(org=org, label_set_id=version.label_set_id)
+    return LabelSet.objects.for_org(org).order_by("-created_at").first()
+
+
+def training_run_get(*, org: Organization, run_id: int) -> TrainingRun | None:
+    """One of the org's training runs, or None when the org has no such id."""
+    return training_run_list(org=org).filter(pk=run_id).first()

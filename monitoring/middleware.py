@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
+import os
 import re
-import uuid
 from collections.abc import Callable
-from time import perf_counter
+from time import perf_counter, time
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 
 from monitoring.context import RequestContext, activate
 from monitoring.recorder import recorder
+from monitoring.request_log import RequestLine, request_log
 from tenants.context import current_org
-
-request_logger = logging.getLogger("puna.request")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Anything else is folded into OTHER so a client cannot mint new series with made-up verbs.
@@ -27,7 +25,7 @@ def request_id_from(header: str | None) -> str:
     """The client's X-Request-ID if it is safe to echo and log, else a fresh one."""
     if header and _REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def route_of(request: HttpRequest) -> str:
@@ -83,19 +81,16 @@ class MonitoringMiddleware:
                 f"db;dur={ctx.db_ms:.3f}, inference;dur={ctx.inference_ms:.3f}, "
                 f"total;dur={total_ms:.3f}"
             )
-        # No raw path: it can hold one-time tokens (invitations, password resets).
-        request_logger.info(
-            "%s %s %s %.1fms",
-            method,
-            route,
-            status,
-            total_ms,
-            extra={
-                "route": route,
-                "method": method,
-                "status": status,
-                "duration_ms": round(total_ms, 3),
-                "db_ms": round(ctx.db_ms, 3),
-                "inference_ms": round(ctx.inference_ms, 3),
-            },
+        request_log.emit(
+            RequestLine(
+                time(),
+                ctx.request_id,
+                org_id,
+                method,
+                route,
+                status,
+                total_ms,
+                ctx.db_ms,
+                ctx.inference_ms,
+            )
         )

@@ -16,3 +16,14 @@ class StrictInputSerializer(serializers.Serializer[Any]):
                     {name: ["Unknown field."] for name in unknown[:20]}
                 )
         return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of quietly converting them."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))

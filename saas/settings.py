@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "feedback",
     "inference",
     "monitoring",
+    "reports",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from feedback.views import anomalies as anomaly_views
+from feedback.views import explorer as explorer_views
+from feedback.views import imports as import_views
+from feedback.views import overview as overview_views
+from inference import views as inference_views
 from monitoring import views as monitoring_views
 from saas import views as saas_views
 from tenants import views as tenant_views
@@ -24,7 +29,44 @@ def api_root(request: Request) -> Response:
 
 
 org_patterns: list[URLPattern | URLResolver] = [
-    path("", tenant_views.org_overview, name="org-overview"),
+    path("", overview_views.overview, name="org-overview"),
+    path("feedback/", explorer_views.feedback_explorer, name="feedback-list"),
+    path("feedback/export.csv", explorer_views.feedback_export, name="feedback-export"),
+    path("feedback/bulk/", explorer_views.feedback_bulk_status, name="feedback-bulk"),
+    path("feedback/<int:feedback_id>/", explorer_views.feedback_detail, name="feedback-detail"),
+    path(
+        "feedback/<int:feedback_id>/review/",
+        explorer_views.feedback_review,
+        name="feedback-review",
+    ),
+    path("anomalies/", anomaly_views.anomalies, name="anomalies"),
+    path("imports/", import_views.import_upload, name="imports"),
+    path("imports/<int:import_id>/", import_views.import_detail, name="import-detail"),
+    path("imports/<int:import_id>/progress/", import_views.import_progress, name="import-progress"),
+    path("imports/<int:import_id>/errors.csv", import_views.import_errors, name="import-errors"),
+    path("models/", inference_views.models_page, name="models"),
+    path("models/label-sets/new/", inference_views.label_set_create, name="label-set-create"),
+    path(
+        "models/label-sets/<int:label_set_id>/",
+        inference_views.label_set_detail,
+        name="label-set",
+    ),
+    path(
+        "models/label-sets/<int:label_set_id>/train/",
+        inference_views.label_set_train,
+        name="label-set-train",
+    ),
+    path(
+        "models/runs/<int:run_id>/progress/",
+        inference_views.training_run_progress,
+        name="training-run-progress",
+    ),
+    path(
+        "models/versions/<int:version_id>/activate/",
+        inference_views.model_version_activate,
+        name="model-version-activate",
+    ),
+    path("models/rollback/", inference_views.model_version_rollback, name="model-rollback"),
     path("members/", tenant_views.members, name="members"),
     path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),

@@ -8,7 +8,7 @@ from typing import Any, Concatenate, cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from tenants.api.base import SESSION_ORG_KEY
 from tenants.context import activate_org
@@ -25,19 +25,21 @@ class OrgRequest(HttpRequest):
     membership: Membership
 
 
-OrgView = Callable[Concatenate[OrgRequest, ...], HttpResponse]
+OrgView = Callable[Concatenate[OrgRequest, ...], HttpResponseBase]
 
 
-def org_view(resource: str) -> Callable[[OrgView], Callable[..., HttpResponse]]:
+def org_view(resource: str) -> Callable[[OrgView], Callable[..., HttpResponseBase]]:
     """Resolve the org from the URL for a signed-in member, else 404; check the role's scope.
 
     GET needs `<resource>:read`, other methods `<resource>:write` (403 inside one's own org).
     """
 
-    def decorator(view: OrgView) -> Callable[..., HttpResponse]:
+    def decorator(view: OrgView) -> Callable[..., HttpResponseBase]:
         @login_required
         @wraps(view)
-        def wrapped(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(
+            request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any
+        ) -> HttpResponseBase:
             membership = membership_get(user=request.user, org_slug=org_slug)
             if membership is None:
                 raise Http404("No such organization.")

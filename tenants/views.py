@@ -105,15 +105,6 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 # --- organization pages ----------------------------------------------------------------------
 
 
-@org_view("feedback")
-def org_overview(request: OrgRequest) -> HttpResponse:
-    return render(
-        request,
-        "tenants/overview.html",
-        {"api_keys": selectors.api_key_list(org=request.org).filter(revoked_at__isnull=True)[:1]},
-    )
-
-
 @org_view("members")
 def members(request: OrgRequest) -> HttpResponse:
     form = InvitationForm(request.POST or None)

@@ -14,18 +14,18 @@ from feedback.services import (
     MAX_TEXT_CHARS,
     FeedbackInput,
 )
-from saas.serializers import StrictInputSerializer
+from saas.serializers import StrictCharField, StrictInputSerializer
 
 
 class FeedbackInSerializer(StrictInputSerializer):
-    text = serializers.CharField(max_length=MAX_TEXT_CHARS * 2, trim_whitespace=True)
-    source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
+    text = StrictCharField(max_length=MAX_TEXT_CHARS * 2, trim_whitespace=True)
+    source = StrictCharField(  # type: ignore[assignment]  # a field named like Field.source
         max_length=MAX_SOURCE_CHARS, required=False, default="api"
     )
-    external_id = serializers.CharField(
+    external_id = StrictCharField(
         max_length=MAX_EXTERNAL_ID_CHARS, required=False, allow_null=True, default=None
     )
-    author_ref = serializers.CharField(
+    author_ref = StrictCharField(
         max_length=MAX_AUTHOR_REF_CHARS, required=False, allow_blank=True, default=""
     )
     submitted_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -153,7 +153,7 @@ class BatchOutSerializer(serializers.Serializer[Any]):
 
 class ClassifyInSerializer(StrictInputSerializer):
     texts = serializers.ListField(
-        child=serializers.CharField(max_length=MAX_TEXT_CHARS * 2), min_length=1, max_length=100
+        child=StrictCharField(max_length=MAX_TEXT_CHARS * 2), min_length=1, max_length=100
     )
 
 

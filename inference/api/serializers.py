@@ -20,7 +20,9 @@ class LabelSetSerializer(serializers.ModelSerializer[LabelSet]):
 
 class LabelSetInSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
-    labels = serializers.ListField(child=serializers.CharField(max_length=60), max_length=50)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=60), min_length=2, max_length=50
+    )
 
 
 class ExampleSerializer(serializers.ModelSerializer[CategoryExample]):

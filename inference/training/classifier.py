@@ -83,7 +83,7 @@ def fit_logistic(
     sample_weight: npt.NDArray[np.float64] | None = None,
 ) -> LogisticRegression:
     """A multinomial LogisticRegression (probabilities sum to 1), deterministic for a seed."""
-    model = LogisticRegression(C=c, max_iter=3000, tol=1e-6, random_state=seed)
+    model = LogisticRegression(C=c, max_iter=2000, tol=1e-4, random_state=seed)
     model.fit(features, list(labels), sample_weight=sample_weight)
     return model
 

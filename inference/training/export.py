@@ -182,7 +182,8 @@ def _deterministic_bytes(model: onnx.ModelProto, metadata: Mapping[str, str]) ->
     for key in sorted(metadata):
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=metadata[key]))
     onnx.checker.check_model(model)
-    return model.SerializeToString(deterministic=True)
+    serialised: bytes = model.SerializeToString(deterministic=True)
+    return serialised
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -85,7 +85,10 @@ def test_org_category_lifecycle(api_client: APIClient, other_api_key_client: API
     assert "Grading (0)" in message
     assert "Teaching" not in message
 
-    assert api_client.post(f"{url}/examples", {"examples": _examples()}, format="json").status_code == 201
+    assert (
+        api_client.post(f"{url}/examples", {"examples": _examples()}, format="json").status_code
+        == 201
+    )
     bad_label = api_client.post(
         f"{url}/examples", {"examples": [{"text": "x", "label": "Canteen"}]}, format="json"
     )
@@ -127,7 +130,9 @@ def test_org_category_lifecycle(api_client: APIClient, other_api_key_client: API
 
     # Train again, activate, then roll back to the first version.
     api_client.post(
-        f"{url}/examples", {"examples": [{"text": "Broken lockers in the hallway", "label": "Facilities"}]}, format="json"
+        f"{url}/examples",
+        {"examples": [{"text": "Broken lockers in the hallway", "label": "Facilities"}]},
+        format="json",
     )
     api_client.post(f"{url}/train", format="json")
     run_worker_until_idle("training")
@@ -144,9 +149,13 @@ def test_org_category_lifecycle(api_client: APIClient, other_api_key_client: API
 
 def test_correcting_a_category_adds_a_training_example(api_client: APIClient) -> None:
     label_set = api_client.post(
-        "/api/v1/label-sets", {"name": "Topics", "labels": ["Teaching", "Facilities"]}, format="json"
+        "/api/v1/label-sets",
+        {"name": "Topics", "labels": ["Teaching", "Facilities"]},
+        format="json",
     ).json()
-    record = api_client.post("/api/v1/feedback", {"text": "No water in the CR"}, format="json").json()
+    record = api_client.post(
+        "/api/v1/feedback", {"text": "No water in the CR"}, format="json"
+    ).json()
     response = api_client.patch(
         f"/api/v1/feedback/{record['id']}", {"corrected_category": "Facilities"}, format="json"
     )
@@ -162,7 +171,9 @@ def test_correcting_a_category_adds_a_training_example(api_client: APIClient) ->
 
 
 def test_label_set_validation(api_client: APIClient) -> None:
-    response = api_client.post("/api/v1/label-sets", {"name": "", "labels": ["Only"]}, format="json")
+    response = api_client.post(
+        "/api/v1/label-sets", {"name": "", "labels": ["Only"]}, format="json"
+    )
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"name", "labels"}
     dup = api_client.post("/api/v1/label-sets", {"name": "X", "labels": ["A", "a"]}, format="json")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
 from tenants import services
 from tenants.models import ApiKey, Membership, Organization, Role, User
@@ -14,10 +16,31 @@ DEMO_ORG_SLUG = "demo-school"
 DEMO_KEY_NAME = "Demo key"
 
 
+def _load_demo_feedback(org: Organization) -> None:
+    """Ingest the sample comments once (external ids make it idempotent), spread over a month
+    so the charts have a shape."""
+    from feedback.models import Feedback
+    from feedback.services import FeedbackInput, feedback_ingest
+    from tenants.management.commands.demo_feedback import DEMO_FEEDBACK
+
+    items = [
+        FeedbackInput(text=text, source=source, external_id=f"demo-{n}")
+        for n, (source, text) in enumerate(DEMO_FEEDBACK)
+    ]
+    result = feedback_ingest(org=org, items=items)
+    now = timezone.now()
+    for index, record in result.created.items():
+        # Demo data only: pretend it arrived over the last 30 days.
+        when = now - timedelta(days=(index * 7) % 30, hours=index % 9)
+        Feedback.objects.for_org(org).filter(pk=record.pk).update(
+            received_at=when, submitted_at=when
+        )
+
+
 class Command(BaseCommand):
     help = (
-        "Create (idempotently) a demo org, owner and API key. Prints the login and a fresh demo "
-        "key; with --key-only prints just the key."
+        "Create (idempotently) a demo org, owner, API key and sample feedback. Prints the login "
+        "and a fresh demo key; with --key-only prints just the key."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,6 +61,7 @@ class Command(BaseCommand):
         _, raw = services.api_key_create(
             org=org, name=DEMO_KEY_NAME, scope="write", created_by=user
         )
+        _load_demo_feedback(org)
         if options["key_only"]:
             self.stdout.write(raw)
             return
