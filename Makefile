@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .data/tools/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install run test test-fast lint fmt typecheck check train bench db-start db-stop clean
+.PHONY: help install browser run test lint fmt typecheck check train bench image-test db-start db-stop clean
 
 help:
 	@echo "make run        install, migrate, load the demo org, start web + worker"
@@ -28,7 +28,24 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON_BIN)
 	touch $@
 
-install: $(VENV)/.synced
+# Front-end libraries come from npm with a lock; the build copies them to saas/static/vendor.
+ASSETS := saas/static/vendor/.built
+$(ASSETS): package.json package-lock.json deploy/vendor-assets.mjs
+	@command -v npm >/dev/null || { echo "npm (Node.js >= 18) is needed for the dashboard assets" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	npm run --silent build
+	touch $@
+
+install: $(VENV)/.synced $(ASSETS)
+
+# Browser tests drive Debian's Chromium (never a downloaded browser).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; \
+	fi
 
 # With DATABASE_URL unset, targets use an embedded PostgreSQL under .data/pg (see deploy/devdb.py).
 db-start: install
@@ -40,7 +57,7 @@ db-stop:
 run: install
 	PUNA_ENV=$${PUNA_ENV:-development} $(PY) deploy/dev.py
 
-test: install
+test: install browser
 	@set -e; \
 	if [ -z "$$DATABASE_URL" ]; then \
 	  export DATABASE_URL=$$($(PY) deploy/devdb.py start); started=1; \
@@ -64,8 +81,16 @@ check: lint typecheck
 train: install
 	$(PY) -m inference.training.build --out onnx_models --cache .data/cache
 
+# Each benchmark prints ratios measured side by side in one run; nothing here asserts a speed.
 bench: install
 	$(PY) -m inference.bench
+	@set -e; \
+	if [ -z "$$DATABASE_URL" ]; then \
+	  export DATABASE_URL=$$($(PY) deploy/devdb.py start); started=1; \
+	fi; \
+	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
+	PUNA_ENV=test $(PY) -m monitoring.bench; \
+	PUNA_ENV=test $(PY) -m feedback.bench
 
 clean: db-stop
-	rm -rf .data $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .data $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache node_modules saas/static/vendor

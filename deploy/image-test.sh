@@ -8,7 +8,8 @@
 #      pre-deploy step, web (/healthz, /readyz, static files, HTTPS redirect), operator commands,
 #      the API, and a worker container that completes a background job.
 #
-# Re-runnable: the base image and build layers are reused (FORCE_BASE=1 / NO_CACHE=1 redo them),
+# Re-runnable: the base image and build layers are reused (FORCE_BASE=1 / NO_CACHE=1 redo them;
+# SKIP_BUILD=1 reuses the last image as it is),
 # the database is recreated and the containers replaced on every run. Everything it downloads
 # or builds lives under $IMAGE_TEST_DIR (default /var/tmp/puna-image-test), never in the repo.
 # Needs root (apt-get, mmdebstrap, rootful podman). Exit status: 0 only if no step failed.
@@ -50,11 +51,16 @@ record() { # record STATUS STEP DETAIL
   if [ "$1" = FAIL ]; then FAILED=1; fi
 }
 summary() {
-  printf '\n==> Summary (%s)\n' "$IMAGE"
+  printf '\n==> Summary (%s; logs in %s)\n' "$IMAGE" "$WORK"
   printf '%s\n' "${RESULTS[@]}"
 }
 cleanup() {
-  podman rm -f -t 5 "$WEB" "$WORKER" >/dev/null 2>&1 || true
+  for name in "$WEB" "$WORKER"; do
+    if podman container exists "$name"; then
+      podman logs "$name" >"$WORK/$name.log" 2>&1 || true
+      podman rm -f -t 5 "$name" >/dev/null 2>&1 || true
+    fi
+  done
 }
 trap 'cleanup; summary' EXIT
 
@@ -176,7 +182,9 @@ say "buildah build $IMAGE"
 cache_flag=--layers
 [ "${NO_CACHE:-0}" = 1 ] && cache_flag=--no-cache
 start=$(date +%s)
-if buildah build --isolation chroot --pull=never $cache_flag \
+if [ "${SKIP_BUILD:-0}" = 1 ] && podman image exists "$IMAGE"; then
+  record PASS build "reused $IMAGE (SKIP_BUILD=1), $(($(podman image inspect --format '{{.Size}}' "$IMAGE") / 1000000)) MB"
+elif buildah build --isolation chroot --pull=never $cache_flag \
   --volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" \
   --volume "$CA_BUNDLE:/usr/lib/ssl/cert.pem:ro" \
   --tag "$IMAGE" . >"$WORK/build.log" 2>&1; then
@@ -207,7 +215,8 @@ envfile="$WORK/app.env"
 {
   echo "PUNA_ENV=production"
   echo "SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')"
-  echo "EMAIL_URL=consolemail://"
+  # check --deploy (in the pre-deploy step) refuses development mail backends; nothing is mailed.
+  echo "EMAIL_URL=smtp://127.0.0.1:2525"
   echo "DATABASE_URL=postgres://$PG_USER@$PG_HOST:$PG_PORT/$DB_NAME"
   echo "ALLOWED_HOSTS=localhost,127.0.0.1"
   echo "CSRF_TRUSTED_ORIGINS=https://localhost"
@@ -221,7 +230,7 @@ cleanup
 # --- 5. pre-deploy ----------------------------------------------------------------------------
 say "Pre-deploy: deploy/release.sh"
 if podman run --rm "${run_opts[@]}" "$IMAGE" deploy/release.sh >"$WORK/release.log" 2>&1; then
-  record PASS pre-deploy "$(grep -c '  Applying ' "$WORK/release.log") migrations applied, check --deploy ran (log: $WORK/release.log)"
+  record PASS pre-deploy "$(grep -c '  Applying ' "$WORK/release.log") migrations applied; check --deploy: $(grep -o 'identified [0-9]* issue.*' "$WORK/release.log" || echo 'no issues') (log: $WORK/release.log)"
 else
   tail -n 30 "$WORK/release.log"
   record FAIL pre-deploy "deploy/release.sh failed (log: $WORK/release.log)"
@@ -309,8 +318,14 @@ case $code in
   404 | 405)
     record PENDING feedback "POST /api/v1/feedback answered $code: endpoint not in this build yet" ;;
   200 | 201 | 202)
-    if grep -Eq '"(classification|category|label|labels|predictions)"' <<<"$body"; then
-      record PASS feedback "POST /api/v1/feedback $code: $body"
+    if classified=$(python3 -c '
+import json, sys
+f = json.load(sys.stdin)
+sentiment, language = f["sentiment"]["label"], f["language"]["code"]
+category = (f.get("category") or {}).get("label")
+print(f"sentiment={sentiment} language={language} category={category}", end="")
+sys.exit(0 if sentiment and language else 1)' <<<"$body" 2>&1); then
+      record PASS feedback "POST /api/v1/feedback $code: classified $classified"
     else
       record FAIL feedback "POST /api/v1/feedback $code without a classification: $body"
     fi ;;
@@ -322,25 +337,37 @@ esac
 say "Worker: python manage.py procrastinate worker"
 podman run -d --name "$WORKER" "${run_opts[@]}" "$IMAGE" python manage.py procrastinate worker >/dev/null
 sleep 3
-deferred=$(podman exec "$WEB" python manage.py procrastinate defer \
-  procrastinate.builtin_tasks.remove_old_jobs '{"max_hours": 720}' 2>&1) || deferred=""
-job_id=$(grep -oE '\[[0-9]+\]' <<<"$deferred" | head -n1 | tr -d '[]' || true)
-done_job=""
+psql_app() { psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -qAt -c "$1" "$DB_NAME"; }
+# Scheduled 5 s ahead with a unique lock, so its row can be found before the worker runs it.
+lock="image-test-$(date +%s)-$$"
+deferred=$(podman exec "$WEB" python manage.py procrastinate defer --in 5 --lock "$lock" \
+  procrastinate.builtin_tasks.remove_old_jobs '{"max_hours": 720}' 2>&1 | grep -v '^{' || true)
+job_id=$(psql_app "SELECT id FROM procrastinate_jobs WHERE lock = '$lock'")
+status=unknown
 if [ -n "$job_id" ]; then
   for _ in $(seq 1 30); do
-    status=$(psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -qAt -c \
-      "SELECT coalesce((SELECT status FROM procrastinate_jobs WHERE id = $job_id), 'deleted')" "$DB_NAME")
-    # The worker deletes successful jobs (PROCRASTINATE_WORKER_DEFAULTS), so gone = succeeded.
-    if [ "$status" = succeeded ] || [ "$status" = deleted ]; then done_job=$status; break; fi
+    # The worker deletes successful jobs (PROCRASTINATE_WORKER_DEFAULTS): gone = succeeded.
+    status=$(psql_app "SELECT coalesce((SELECT status::text FROM procrastinate_jobs WHERE id = $job_id), 'succeeded (deleted)')")
+    case $status in succeeded*) break ;; esac
     sleep 1
   done
 fi
-if [ -n "$done_job" ]; then
-  record PASS worker "job $job_id (remove_old_jobs) ran: $done_job; $(podman logs "$WORKER" 2>&1 | grep -m1 -i "remove_old_jobs.*success" | cut -c1-120)"
-else
-  echo "$deferred"
-  podman logs --tail 30 "$WORKER" || true
-  record FAIL worker "deferred job ${job_id:-?} did not complete (status ${status:-unknown})"
-fi
+case $status in
+  succeeded*) record PASS worker "job $job_id (procrastinate.builtin_tasks.remove_old_jobs): $status" ;;
+  *)
+    echo "$deferred"
+    podman logs --tail 20 "$WORKER" 2>&1 | cut -c1-300 || true
+    record FAIL worker "deferred job ${job_id:-?}: status $status" ;;
+esac
+
+# Periodic tasks run in the same worker: it records each periodic defer it makes.
+periodic=""
+for _ in $(seq 1 75); do
+  periodic=$(psql_app "SELECT string_agg(DISTINCT task_name, ', ') FROM procrastinate_periodic_defers")
+  [ -n "$periodic" ] && break
+  sleep 1
+done
+[ -n "$periodic" ] && record PASS worker-periodic "the worker deferred periodic tasks: $periodic" ||
+  record FAIL worker-periodic "no periodic task deferred within 75 s"
 
 if [ "$FAILED" = 0 ]; then exit 0; else exit 1; fi

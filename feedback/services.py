@@ -276,7 +276,9 @@ def feedback_review(
         raise ValidationError({"corrected_sentiment": [f"Choose one of {Sentiment.values}."]})
     if "status" in changes and changes["status"] not in ReviewStatus.values:
         raise ValidationError({"status": [f"Choose one of {ReviewStatus.values}."]})
-    label_set = _active_label_set(org)
+    from inference.selectors import label_set_for_corrections
+
+    label_set = label_set_for_corrections(org=org)
     category = changes.get("corrected_category")
     if category is not None and (label_set is None or category not in label_set.labels):
         allowed = label_set.labels if label_set else []
@@ -329,18 +331,3 @@ def feedback_bulk_status(
 def feedback_delete(*, feedback: Feedback) -> None:
     """Delete a record for good (e.g. on a data-subject request)."""
     feedback.delete()
-
-
-def _active_label_set(org: Organization) -> Any:
-    from inference.models import LabelSet, ModelVersion, Task, VersionStatus
-
-    version = (
-        ModelVersion.objects.filter(
-            task=Task.CATEGORY, organization=org, status=VersionStatus.ACTIVE
-        )
-        .only("label_set_id")
-        .first()
-    )
-    if version is not None and version.label_set_id is not None:
-        return LabelSet.objects.for_org(org).filter(pk=version.label_set_id).first()
-    return LabelSet.objects.for_org(org).order_by("-created_at").first()

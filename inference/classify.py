@@ -79,7 +79,19 @@ def _load(version_id: int) -> CategoryModel | None:
 def classify(*, org_id: int, texts: list[str]) -> list[Prediction]:
     """Predictions for `texts` with every head the org has (sentiment, language, anomaly,
     and category when the org has an active classifier)."""
-    return list(engine().predict(texts, category_model=category_model_for(org_id)))
+    from monitoring.timing import inference_timer
+
+    runtime = engine()
+    category = category_model_for(org_id)
+    with inference_timer(model="all", version=_versions_label(runtime, category)):
+        return list(runtime.predict(texts, category_model=category))
+
+
+def _versions_label(runtime: Engine, category: CategoryModel | None) -> str:
+    versions = runtime.model_versions
+    label = "+".join(f"{task}={versions[task]}" for task in sorted(versions))
+    # Org models are many; their versions would explode the metric's label set.
+    return label + ("+category" if category is not None else "")
 
 
 def forget_cached_models() -> None:

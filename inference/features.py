@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise, repeat
+from itertools import accumulate, pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -66,12 +66,6 @@ class SparseRows:
     vals: npt.NDArray[np.float64]
     n_rows: int
     n_cols: int
-
-    def to_dense(self) -> npt.NDArray[np.float64]:
-        """Dense [n_rows, n_cols] matrix (tests and small batches only)."""
-        out = np.zeros((self.n_rows, self.n_cols), dtype=np.float64)
-        out[self.rows, self.cols] = self.vals
-        return out
 
 
 def word_ngrams(text: str, ngram: tuple[int, int]) -> list[str]:
@@ -165,11 +159,19 @@ class Featurizer:
             out.extend(ids)
         if last and max_n >= 3:
             length = len(text)
-            spaces = [i for i, ch in enumerate(text) if ch == " "]
+            spaces = [p - 1 for p in accumulate(len(seg) + 1 for seg in segments[:-1])]
             for n in range(max(min_n, 3), max_n + 1):
-                starts = sorted(
-                    {p for s in spaces for p in range(max(0, s - n + 2), min(s, length - n + 1))}
-                )
+                if n == 3:
+                    # One straddling 3-gram per space, each at its own position.
+                    starts: Iterable[int] = [s - 1 for s in spaces if 0 < s < length - 1]
+                else:
+                    starts = sorted(
+                        {
+                            p
+                            for s in spaces
+                            for p in range(max(0, s - n + 2), min(s, length - n + 1))
+                        }
+                    )
                 out.extend(j for p in starts if (j := get(text[p : p + n])) is not None)
         return out
 

@@ -72,6 +72,9 @@ def _open_session(model: bytes | str, threads: int) -> Any:
     )
 
 
+_PROBABILITIES = ["probabilities"]
+
+
 class _Head:
     """One exported linear head (``inference.training.export``) and its label order."""
 
@@ -81,8 +84,8 @@ class _Head:
 
     def run(self, rows: SparseRows) -> tuple[list[int], npt.NDArray[np.float64]]:
         """(index of the best label, probabilities [n, K]) for each row."""
-        _, proba = self.session.run(
-            None,
+        (proba,) = self.session.run(
+            _PROBABILITIES,
             {
                 "rows": rows.rows,
                 "cols": rows.cols,
@@ -320,14 +323,18 @@ class Engine:
         return out
 
     def _sentiment_weights(self) -> npt.NDArray[np.float64]:
-        if self._explain_weights is None:
-            import onnx
-            from onnx import numpy_helper
+        weights = self._explain_weights
+        if weights is None:
+            with self._lock:
+                if self._explain_weights is None:
+                    import onnx
+                    from onnx import numpy_helper
 
-            model = onnx.load_from_string(self._read_verified(self.manifest["models"]["sentiment"]))
-            inits = {t.name: t for t in model.graph.initializer}
-            self._explain_weights = numpy_helper.to_array(inits["W"]).astype(np.float64)
-        return self._explain_weights
+                    raw = self._read_verified(self.manifest["models"]["sentiment"])
+                    inits = {t.name: t for t in onnx.load_from_string(raw).graph.initializer}
+                    self._explain_weights = numpy_helper.to_array(inits["W"]).astype(np.float64)
+                weights = self._explain_weights
+        return weights
 
 
 def _validated(texts: list[str]) -> list[str]:

@@ -92,8 +92,7 @@ def training_run_list(*, org: Organization) -> QuerySet[TrainingRun]:
 def label_set_for_corrections(*, org: Organization) -> LabelSet | None:
     """The label set a category correction must use: the active model's, else the newest.
 
-    Mirrors the rule feedback.services.feedback_review enforces, so the dashboard offers
-    exactly the labels the service accepts.
+    feedback.services.feedback_review enforces it and the dashboard offers its labels.
     """
     version = active_version(task=Task.CATEGORY, org=org)
     if version is not None and version.label_set_id is not None:

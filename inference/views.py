@@ -80,6 +80,7 @@ def models_page(request: OrgRequest) -> HttpResponse:
             "label_sets": selectors.label_set_list(org=org),
             "runs": selectors.training_run_list(org=org)[:RECENT_RUNS],
             "form": LabelSetForm(),
+            "needed": services.MIN_EXAMPLES_PER_LABEL,
         },
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+import time
 
 from monitoring.context import current_request_context
 from tenants.context import current_org
@@ -20,6 +20,8 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
     "message",
     "asctime",
 }
+# One encoder: json.dumps() with options builds a new one per call, and this runs per request.
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
 
 
 class RequestContextFilter(logging.Filter):
@@ -39,17 +41,19 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, org id, extras."""
 
     def format(self, record: logging.LogRecord) -> str:
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         payload: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "ts": f"{seconds}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = value
+        attrs = record.__dict__
+        for key in attrs.keys() - _STANDARD_ATTRS:
+            if not key.startswith("_"):
+                payload[key] = attrs[key]
         if record.exc_info:
             payload["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             payload["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(payload, default=str, separators=(",", ":"))
+        return _ENCODER.encode(payload)

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils.timezone import now as tz_now
 
-from monitoring.histogram import percentile
+from monitoring.histogram import empty_counts, percentile
 from monitoring.models import InferenceTotal, RequestHour, RequestTotal, RouteAlert
 from tenants.models import Organization
 
@@ -89,32 +89,71 @@ def window_span(*, window: str, now: datetime | None = None) -> Span:
     return Span(start=start, boundary=boundary, minutes=(moment - start).total_seconds() / 60)
 
 
-# The filter is one of two fixed fragments below, never user input.
-_ENDPOINT_STATS = """
-WITH rows AS (
+# Summing arrays row by row in SQL (monitoring_array_sum) costs ~50 µs a row; exploding only
+# the non-zero cells and grouping them is several times faster on wide windows, because a
+# minute row of one route has only a handful of non-zero buckets.
+_CELLS = """
+WITH rows AS MATERIALIZED ({rows})
+SELECT {keys}, u.i, sum(u.v)
+FROM rows, unnest(rows.buckets) WITH ORDINALITY AS u(v, i)
+WHERE u.v <> 0
+GROUP BY {keys}, u.i
+"""
+
+# Fragments below are fixed strings chosen in code, never user input.
+_REQUEST_ROWS = """
     SELECT route, method, status_class, count, buckets, duration_sum_ms
     FROM monitoring_requesthour WHERE hour >= %(start)s AND hour < %(boundary)s {where}
     UNION ALL
     SELECT route, method, status_class, count, buckets, duration_sum_ms
     FROM monitoring_requestminute WHERE minute >= %(boundary)s {where}
-)
+"""
+_REQUEST_TOTALS = """
+WITH rows AS ({rows})
 SELECT route, method, sum(count),
        coalesce(sum(count) FILTER (WHERE status_class = '5xx'), 0),
        coalesce(sum(count) FILTER (WHERE status_class = '4xx'), 0),
-       sum(duration_sum_ms), monitoring_array_sum(buckets)
+       sum(duration_sum_ms)
 FROM rows GROUP BY route, method
 """
 _ORG_API_ONLY = "AND organization_id = %(org_id)s AND api"
+_INFERENCE_ROWS = """
+    SELECT model, version, count, buckets, duration_sum_ms
+    FROM monitoring_inferencehour WHERE hour >= %(start)s AND hour < %(boundary)s
+    UNION ALL
+    SELECT model, version, count, buckets, duration_sum_ms
+    FROM monitoring_inferenceminute WHERE minute >= %(boundary)s
+"""
+_MINUTE_ROWS = """
+    SELECT route, method, minute, count, buckets FROM monitoring_requestminute
+    WHERE minute >= %(start)s AND minute < %(end)s
+"""
+
+
+def _histograms(
+    *, rows: str, keys: str, params: dict[str, Any]
+) -> dict[tuple[Any, ...], list[int]]:
+    """Bucket counts summed per group of `keys` over the rows the `rows` query selects."""
+    result: dict[tuple[Any, ...], list[int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_CELLS.format(rows=rows, keys=keys), params)
+        for *key, index, value in cursor.fetchall():
+            counts = result.setdefault(tuple(key), empty_counts())
+            counts[index - 1] = int(value)  # SQL ordinals start at 1
+    return result
 
 
 def _endpoint_stats(*, span: Span, where: str, params: dict[str, Any]) -> list[EndpointStats]:
-    sql = _ENDPOINT_STATS.format(where=where)
+    rows = _REQUEST_ROWS.format(where=where)
+    params = {"start": span.start, "boundary": span.boundary, **params}
+    histograms = _histograms(rows=rows, keys="route, method", params=params)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"start": span.start, "boundary": span.boundary, **params})
-        rows = cursor.fetchall()
+        cursor.execute(_REQUEST_TOTALS.format(rows=rows), params)
+        totals = cursor.fetchall()
     stats = []
-    for route, method, total, server_errors, client_errors, duration_sum, buckets in rows:
+    for route, method, total, server_errors, client_errors, duration_sum in totals:
         requests = int(total)
+        buckets = histograms.get((route, method), empty_counts())
         stats.append(
             EndpointStats(
                 route=route,
@@ -148,34 +187,31 @@ def route_stats(*, window: str) -> list[EndpointStats]:
 def inference_stats(*, window: str) -> list[InferenceStats]:
     """Inference latency per model version over the window, slowest p95 first."""
     span = window_span(window=window)
+    params = {"start": span.start, "boundary": span.boundary}
+    histograms = _histograms(rows=_INFERENCE_ROWS, keys="model, version", params=params)
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            WITH rows AS (
-                SELECT model, version, count, buckets, duration_sum_ms
-                FROM monitoring_inferencehour WHERE hour >= %(start)s AND hour < %(boundary)s
-                UNION ALL
-                SELECT model, version, count, buckets, duration_sum_ms
-                FROM monitoring_inferenceminute WHERE minute >= %(boundary)s
+            f"WITH rows AS ({_INFERENCE_ROWS}) "  # noqa: S608 - fixed fragment
+            "SELECT model, version, sum(count), sum(duration_sum_ms) FROM rows "
+            "GROUP BY model, version",
+            params,
+        )
+        totals = cursor.fetchall()
+    stats = []
+    for model, version, total, duration_sum in totals:
+        calls = int(total)
+        buckets = histograms.get((model, version), empty_counts())
+        stats.append(
+            InferenceStats(
+                model=model,
+                version=version,
+                calls=calls,
+                p50_ms=percentile(buckets, 0.50),
+                p95_ms=percentile(buckets, 0.95),
+                p99_ms=percentile(buckets, 0.99),
+                mean_ms=duration_sum / calls if calls else 0.0,
             )
-            SELECT model, version, sum(count), sum(duration_sum_ms), monitoring_array_sum(buckets)
-            FROM rows GROUP BY model, version
-            """,
-            {"start": span.start, "boundary": span.boundary},
         )
-        rows = cursor.fetchall()
-    stats = [
-        InferenceStats(
-            model=model,
-            version=version,
-            calls=int(calls),
-            p50_ms=percentile(buckets, 0.50),
-            p95_ms=percentile(buckets, 0.95),
-            p99_ms=percentile(buckets, 0.99),
-            mean_ms=duration_sum / int(calls) if calls else 0.0,
-        )
-        for model, version, calls, duration_sum, buckets in rows
-    ]
     return sorted(stats, key=lambda s: (-(s.p95_ms or 0.0), s.model, s.version))
 
 
@@ -184,19 +220,12 @@ def route_minute_histograms(
 ) -> dict[tuple[str, str], dict[datetime, tuple[int, list[int]]]]:
     """Per (route, method) and minute in [start, end): request count and summed buckets
     across orgs and status classes; what route alerts are judged on."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT route, method, minute, sum(count), monitoring_array_sum(buckets)
-            FROM monitoring_requestminute WHERE minute >= %s AND minute < %s
-            GROUP BY route, method, minute
-            """,
-            [start, end],
-        )
-        rows = cursor.fetchall()
+    histograms = _histograms(
+        rows=_MINUTE_ROWS, keys="route, method, minute", params={"start": start, "end": end}
+    )
     result: dict[tuple[str, str], dict[datetime, tuple[int, list[int]]]] = {}
-    for route, method, minute, count, buckets in rows:
-        result.setdefault((route, method), {})[minute] = (int(count), buckets)
+    for (route, method, minute), counts in histograms.items():
+        result.setdefault((route, method), {})[minute] = (sum(counts), counts)
     return result
 
 

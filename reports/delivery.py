@@ -49,7 +49,11 @@ class ReportEmail(EmailMultiAlternatives):
         html = msg.get_body(preferencelist=("html",))
         if html is not None and self.inline_png:
             html.add_related(
-                self.inline_png, "image", "png", cid=f"<{CHART_CID}>", disposition="inline",
+                self.inline_png,
+                "image",
+                "png",
+                cid=f"<{CHART_CID}>",
+                disposition="inline",
                 filename="chart.png",
             )
         return msg
@@ -97,7 +101,7 @@ def send_html_email(
             part.set_content(item.content, maintype=maintype, subtype=subtype)
         part.add_header("Content-Disposition", "attachment", filename=item.filename)
         email.attach(part)
-    email.send()
+    email.send(using="default")
 
 
 # --- webhooks ------------------------------------------------------------------------------------
@@ -138,7 +142,7 @@ def refused_address(url: str) -> str | None:
     In development and tests local receivers are allowed; in production an org's URL must
     not reach our own network (cloud metadata, the database, other services).
     """
-    if getattr(settings, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", settings.PUNA_ENV != "production"):
+    if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
         return None
     parts = urlsplit(url)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -61,6 +62,15 @@ class ReportSchedule(OrgOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.frequency})"
+
+    def rule(self) -> schedule.Rule:
+        """The pure schedule arithmetic's view of this row."""
+        return schedule.Rule(
+            frequency=self.frequency,
+            hour=self.hour,
+            weekday=self.weekday,
+            day_of_month=self.day_of_month,
+        )
 
 
 class Report(OrgOwnedModel):
@@ -126,6 +136,12 @@ class Report(OrgOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.schedule_name} {self.period_start:%Y-%m-%d} ({self.status})"
+
+    @property
+    def file_stem(self) -> str:
+        """Download name: the period's first day as the org saw it, not in UTC."""
+        local = self.period_start.astimezone(ZoneInfo(self.timezone))
+        return f"puna-report-{local:%Y-%m-%d}"
 
 
 class AlertKind(models.TextChoices):

@@ -50,6 +50,11 @@ def chart_png(stats: dict[str, Any]) -> bytes:
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=12)
     draw.text((left, 6), "Comments per day by sentiment", fill="#333333", font=font)
+    x = width - right - 260
+    for sentiment, colour in SENTIMENT_COLOURS.items():
+        draw.rectangle((x, 9, x + 10, 19), fill=colour)
+        draw.text((x + 14, 6), sentiment, fill="#333333", font=font)
+        x += 86
     days = stats["trend"]
     peak = max((d["total"] for d in days), default=0) or 1
     plot_h = height - top - bottom
@@ -166,7 +171,12 @@ def pdf_bytes(stats: dict[str, Any], chart: bytes) -> bytes:
     ]
     key_numbers = [
         ["Comments", "Change vs previous", "Previous period", "Flagged"],
-        [str(stats["total"]), context["change"], str(stats["previous_total"]), str(stats["flagged"])],
+        [
+            str(stats["total"]),
+            context["change"],
+            str(stats["previous_total"]),
+            str(stats["flagged"]),
+        ],
     ]
     story += [Table(key_numbers, style=grid, hAlign="LEFT"), Spacer(1, 5 * mm)]
     sentiment = [["Sentiment", "Count", "Share", "Previous share"]] + [
@@ -182,12 +192,16 @@ def pdf_bytes(stats: dict[str, Any], chart: bytes) -> bytes:
         if counts:
             rows = [[title, "Count"]] + [[str(k), str(v)] for k, v in counts.items()]
             story += [Table(rows, style=grid, hAlign="LEFT"), Spacer(1, 4 * mm)]
-    for label, key in (("Representative positive comments", "positive"),
-                       ("Representative negative comments", "negative")):
+    for label, key in (
+        ("Representative positive comments", "positive"),
+        ("Representative negative comments", "negative"),
+    ):
         if stats["highlights"][key]:
             story.append(Paragraph(label, styles["Heading3"]))
-            story += [Paragraph(_esc(f"“{h['text']}” — {h['source']}"), styles["Normal"])
-                      for h in stats["highlights"][key]]
+            story += [
+                Paragraph(_esc(f"“{h['text']}” — {h['source']}"), styles["Normal"])
+                for h in stats["highlights"][key]
+            ]
     if stats["rising_terms"]:
         story.append(Paragraph("Rising terms", styles["Heading3"]))
         story.append(

@@ -38,7 +38,9 @@ class Rule:
             raise ValueError(f"Unknown frequency {self.frequency!r}.")
         if not 0 <= self.hour <= 23:
             raise ValueError("The hour is 0..23.")
-        if self.frequency == Frequency.WEEKLY and (self.weekday is None or not 0 <= self.weekday <= 6):
+        if self.frequency == Frequency.WEEKLY and (
+            self.weekday is None or not 0 <= self.weekday <= 6
+        ):
             raise ValueError("A weekly schedule needs a weekday 0 (Monday) .. 6 (Sunday).")
         if self.frequency == Frequency.MONTHLY and (
             self.day_of_month is None or not 1 <= self.day_of_month <= 31

@@ -6,11 +6,12 @@ import datetime as dt
 import re
 from collections import Counter
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Length, TruncDate
+from django.utils import timezone
 
 from feedback.models import Feedback, Sentiment
 from feedback.selectors import FeedbackFilters, feedback_list
@@ -24,6 +25,7 @@ from reports.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from reports.schedule import next_due
 from tenants.models import Membership, Organization
 
 HIGHLIGHTS_PER_SENTIMENT = 3
@@ -32,17 +34,16 @@ RISING_TERMS = 10
 TERM_SAMPLE = 5000
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Function words of English, Tagalog and Cebuano: frequent everywhere, never "rising".
-STOPWORDS = frozenset(
-    """
-    the and for are but not you your with this that have has was were from they them their our
-    all can will just very too also more most some any about into out what when who how why
-    which there here been being its it's i'm don't can't ang mga ng sa na at ay si ni kay ko mo
-    niya namin natin nila siya ako ikaw kami tayo sila ito iyan iyon dito diyan doon lang din
-    rin pa po opo hindi wala may mayroon para kung pero kasi dahil naman nga ba yung yun ung
-    talaga sobrang ganun ganito kaayo kaayo ug og nga sa ni si kay ang ako ikaw siya kami kita
-    sila dili wala naa ani kana kini mao pod pud bitaw lagi jud gyud man unta
-    """.split()
-)
+_STOPWORD_TEXT = """
+the and for are but not you your with this that have has was were from they them their our
+all can will just very too also more most some any about into out what when who how why
+which there here been being its it's i'm don't can't ang mga ng sa na at ay si ni kay ko mo
+niya namin natin nila siya ako ikaw kami tayo sila ito iyan iyon dito diyan doon lang din
+rin pa po opo hindi wala may mayroon para kung pero kasi dahil naman nga ba yung yun ung
+talaga sobrang ganun ganito kaayo kaayo ug og nga sa ni si kay ang ako ikaw siya kami kita
+sila dili wala naa ani kana kini mao pod pud bitaw lagi jud gyud man unta
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def schedule_list(*, org: Organization) -> QuerySet[ReportSchedule]:
@@ -52,6 +53,17 @@ def schedule_list(*, org: Organization) -> QuerySet[ReportSchedule]:
         .prefetch_related("recipient_members__user")
         .order_by("-created_at", "-id")
     )
+
+
+def schedule_next_due(*, schedule: ReportSchedule) -> dt.datetime | None:
+    """When the schedule next sends (None when disabled or the org's zone is unknown)."""
+    if not schedule.enabled:
+        return None
+    try:
+        tz = ZoneInfo(schedule.organization.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return next_due(schedule.rule(), tz, timezone.now()).due_at
 
 
 def report_list(*, org: Organization, schedule_id: int | None = None) -> QuerySet[Report]:
@@ -67,7 +79,9 @@ def webhook_list(*, org: Organization) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.for_org(org).order_by("-created_at", "-id")
 
 
-def delivery_list(*, org: Organization, endpoint_id: int | None = None) -> QuerySet[WebhookDelivery]:
+def delivery_list(
+    *, org: Organization, endpoint_id: int | None = None
+) -> QuerySet[WebhookDelivery]:
     """The org's webhook deliveries (the delivery log), newest first."""
     qs = WebhookDelivery.objects.for_org(org).select_related("endpoint")
     if endpoint_id is not None:
@@ -123,12 +137,10 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
 
 
 def _sentiment_counts(qs: QuerySet[Feedback]) -> dict[str, int]:
-    rows = dict(
-        qs.order_by().values_list("effective_sentiment_value").annotate(n=Count("id")).values_list(
-            "effective_sentiment_value", "n"
-        )
+    row = qs.order_by().aggregate(
+        **{s: Count("id", filter=Q(effective_sentiment_value=s)) for s in Sentiment.values}
     )
-    return {s: int(rows.get(s, 0)) for s in Sentiment.values}
+    return {s: int(row[s]) for s in Sentiment.values}
 
 
 def _by(qs: QuerySet[Feedback], field: str) -> dict[str, int]:
@@ -150,7 +162,7 @@ def _flagged_by_reason(ids_qs: QuerySet[Feedback]) -> dict[str, int]:
 
 def _highlights(qs: QuerySet[Feedback], sentiment: str) -> list[dict[str, Any]]:
     rows = (
-        qs.filter(effective_sentiment_value=sentiment, flagged=False)
+        qs.filter(Q(effective_sentiment_value=sentiment), flagged=False)
         .annotate(length=Length("text"))
         .filter(length__gte=15, length__lte=400)
         .order_by(F(f"sentiment_scores__{sentiment}").desc(nulls_last=True), "-received_at")
@@ -175,7 +187,7 @@ def rising_terms(current: QuerySet[Feedback], previous: QuerySet[Feedback]) -> l
     """Words used by a clearly larger share of comments than in the previous period."""
     now_counts, now_docs = _terms(current)
     before_counts, before_docs = _terms(previous)
-    rising = []
+    rising: list[dict[str, Any]] = []
     for term, n in now_counts.items():
         if n < 3:
             continue
@@ -183,8 +195,14 @@ def rising_terms(current: QuerySet[Feedback], previous: QuerySet[Feedback]) -> l
         before_rate = before_counts.get(term, 0) / before_docs if before_docs else 0.0
         if rate >= 2 * before_rate:
             expected = before_rate * now_docs
-            rising.append({"term": term, "count": n, "previous": before_counts.get(term, 0),
-                           "lift": n - expected})
+            rising.append(
+                {
+                    "term": term,
+                    "count": n,
+                    "previous": before_counts.get(term, 0),
+                    "lift": n - expected,
+                }
+            )
     rising.sort(key=lambda r: (-r["lift"], r["term"]))
     return [{k: v for k, v in r.items() if k != "lift"} for r in rising[:RISING_TERMS]]
 
@@ -202,17 +220,28 @@ def report_snapshot(
     of the same length just before it."""
     tz = ZoneInfo(org.timezone)
     filters = {"source": source or None, "category": category or None}
-    current = feedback_list(org=org, filters=FeedbackFilters(since=since, until=until, **filters))
+    current = feedback_list(
+        org=org,
+        filters=FeedbackFilters(
+            since=since, until=until, source=source or None, category=category or None
+        ),
+    )
     previous = feedback_list(
-        org=org, filters=FeedbackFilters(since=since - (until - since), until=since, **filters)
+        org=org,
+        filters=FeedbackFilters(
+            since=since - (until - since),
+            until=since,
+            source=source or None,
+            category=category or None,
+        ),
     )
     total = current.count()
     previous_total = previous.count()
     sentiment = _sentiment_counts(current)
     previous_sentiment = _sentiment_counts(previous)
 
-    by_day = {
-        row["day"]: row
+    by_day: dict[dt.date, dict[str, Any]] = {
+        row["day"]: dict(row)
         for row in current.order_by()
         .annotate(day=TruncDate("received_at", tzinfo=tz))
         .values("day")
@@ -223,7 +252,7 @@ def report_snapshot(
             positive=Count("id", filter=Q(effective_sentiment_value="positive")),
         )
     }
-    trend = []
+    trend: list[dict[str, Any]] = []
     day = since.astimezone(tz).date()
     last = (until - dt.timedelta(microseconds=1)).astimezone(tz).date()
     while day <= last:
@@ -271,7 +300,7 @@ def _period_label(since: dt.datetime, until: dt.datetime, tz: ZoneInfo) -> str:
     last = (until - dt.timedelta(microseconds=1)).astimezone(tz)
     if first.date() == last.date():
         return f"{first:%a %d %b %Y}"
-    return f"{first:%a %d %b %Y} – {last:%a %d %b %Y}"
+    return f"{first:%a %d %b %Y} to {last:%a %d %b %Y}"
 
 
 # --- detector inputs ------------------------------------------------------------------------------
@@ -303,9 +332,7 @@ def window_counts(
     }
 
 
-def flagged_groups(
-    *, org: Organization, start: dt.datetime, end: dt.datetime
-) -> dict[str, int]:
+def flagged_groups(*, org: Organization, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
     """Flagged items in [start, end) per source and per author reference ("source:x")."""
     qs = Feedback.objects.for_org(org).filter(
         flagged=True, received_at__gte=start, received_at__lt=end
@@ -320,9 +347,7 @@ def flagged_groups(
     return groups
 
 
-def flagged_feedback_since(
-    *, org: Organization, since: dt.datetime, limit: int
-) -> list[Feedback]:
+def flagged_feedback_since(*, org: Organization, since: dt.datetime, limit: int) -> list[Feedback]:
     """Flagged feedback received since `since`, oldest first (for `feedback.flagged` hooks)."""
     return list(
         Feedback.objects.for_org(org)
@@ -330,6 +355,11 @@ def flagged_feedback_since(
         .defer("search")
         .order_by("received_at", "id")[:limit]
     )
+
+
+def has_recent_feedback(*, org: Organization, since: dt.datetime) -> bool:
+    """Whether the org received anything since `since` (detectors skip idle orgs)."""
+    return Feedback.objects.for_org(org).filter(received_at__gte=since).exists()
 
 
 def with_effective(org: Organization) -> QuerySet[Feedback]:

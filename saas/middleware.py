@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -9,6 +10,12 @@ from django.http import HttpRequest, HttpResponse
 
 from saas.errors import problem_response
 from tenants.context import deactivate_org
+
+
+_PATH_LIMITS = [
+    (re.compile(pattern), limit)
+    for pattern, limit in settings.MAX_REQUEST_BODY_BYTES_BY_PATH.items()
+]
 
 
 class RequestBodyLimitMiddleware:
@@ -23,9 +30,9 @@ class RequestBodyLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = settings.MAX_REQUEST_BODY_BYTES
-        for prefix, prefix_limit in settings.MAX_REQUEST_BODY_BYTES_BY_PREFIX.items():
-            if request.path.startswith(prefix):
-                limit = prefix_limit
+        for pattern, path_limit in _PATH_LIMITS:
+            if pattern.match(request.path):
+                limit = path_limit
                 break
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -264,8 +264,11 @@ SPECTACULAR_SETTINGS = {
 }
 # Request bodies above these are refused with 413 before anything parses them.
 MAX_REQUEST_BODY_BYTES: int = env.int("MAX_REQUEST_BODY_BYTES", default=5 * 1024 * 1024)
-MAX_REQUEST_BODY_BYTES_BY_PREFIX: dict[str, int] = {
-    "/api/v1/imports": env.int("MAX_IMPORT_BYTES", default=50 * 1024 * 1024),
+# CSV uploads (API and dashboard) may be larger; matched against the path.
+MAX_IMPORT_BYTES: int = env.int("MAX_IMPORT_BYTES", default=50 * 1024 * 1024)
+MAX_REQUEST_BODY_BYTES_BY_PATH: dict[str, int] = {
+    r"^/api/v1/imports/?$": MAX_IMPORT_BYTES,
+    r"^/o/[^/]+/imports/": MAX_IMPORT_BYTES,
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 
@@ -311,6 +314,13 @@ SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Webhooks ---------------------------------------------------------------------------------
+# Outside development, webhook URLs that resolve to private or loopback addresses are refused
+# (an org must not make Puna call into its own network).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES: bool = env.bool(
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=not PRODUCTION
+)
 
 # --- Monitoring -------------------------------------------------------------------------------
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; without a token it is a 404.

@@ -80,6 +80,7 @@ org_patterns: list[URLPattern | URLResolver] = [
     path("api-keys/<int:key_id>/revoke/", tenant_views.api_key_revoke, name="api-key-revoke"),
     path("settings/", tenant_views.org_settings, name="org-settings"),
     path("monitoring/", monitoring_views.org_monitoring, name="org-monitoring"),
+    path("", include("reports.urls")),
 ]
 
 account_patterns: list[URLPattern | URLResolver] = [
@@ -117,6 +118,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("tenants.api.urls")),
     path("", include("feedback.api.urls")),
     path("", include("inference.api.urls")),
+    path("", include("reports.api.urls")),
 ]
 
 urlpatterns = [

@@ -98,3 +98,17 @@ def login_as() -> Callable[[Membership], Client]:
         return _session_client(membership.user, membership.organization)
 
     return login
+
+
+@pytest.fixture(autouse=True)
+def _empty_job_queue(request: pytest.FixtureRequest) -> None:
+    """Tests that commit (transactional_db) start with no jobs left over from other tests, so a
+    worker run only sees the jobs its own test queued."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -40,12 +43,18 @@ def anomalies(request: OrgRequest) -> HttpResponse:
     flagged = selectors.feedback_list(
         org=request.org, filters=selectors.FeedbackFilters(flagged=True, status=status or None)
     )
-    context = {"status": status, "statuses": STATUS_CHOICES, "counts": counts, "reason": reason}
+    context: dict[str, Any] = {
+        "status": status,
+        "statuses": STATUS_CHOICES,
+        "counts": counts,
+        "reason": reason,
+    }
     if reason:
         # One reason, all of its items, a page at a time.
         rows = flagged.filter(reasons__contains=[reason])
         context["page"] = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
         context["help"] = REASON_HELP.get(reason, "")
+        context["query"] = urlencode({"status": status, "reason": reason})
     else:
         context["groups"] = [
             {

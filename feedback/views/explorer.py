@@ -105,6 +105,22 @@ def _review_payload(feedback: Feedback) -> dict[str, Any]:
     }
 
 
+def _changes(feedback: Feedback, submitted: dict[str, Any]) -> dict[str, Any]:
+    """Only what the person changed: the row's selects also carry the labels left as they were.
+
+    Saving without changing anything still means "I looked at it": a new item becomes reviewed.
+    """
+    current = {
+        "corrected_sentiment": feedback.effective_sentiment,
+        "corrected_category": feedback.effective_category,
+        "status": feedback.status,
+    }
+    changes = {name: value for name, value in submitted.items() if value != current[name]}
+    if not changes and feedback.status == ReviewStatus.NEW:
+        changes = {"status": ReviewStatus.REVIEWED}
+    return changes
+
+
 @require_POST
 @org_view("feedback")
 def feedback_review(request: OrgRequest, feedback_id: int) -> HttpResponse:
@@ -118,7 +134,10 @@ def feedback_review(request: OrgRequest, feedback_id: int) -> HttpResponse:
     else:
         try:
             services.feedback_review(
-                org=request.org, feedback=feedback, actor=request.user, changes=form.changes()
+                org=request.org,
+                feedback=feedback,
+                actor=request.user,
+                changes=_changes(feedback, form.changes()),
             )
         except ValidationError as exc:
             errors = exc.message_dict

@@ -58,9 +58,11 @@ def import_upload(request: OrgRequest) -> HttpResponse:
             else:
                 return redirect("import-detail", org_slug=request.org.slug, import_id=job.pk)
     if preview is not None:
-        chosen = form.mapping() if form.is_valid() else None
-        preview["selected"] = chosen or preview["mapping"]
-        preview["targets"] = IMPORT_TARGETS
+        chosen = (form.mapping() if form.is_valid() else None) or preview["mapping"]
+        preview["fields"] = [
+            {"target": target, "label": label, "selected": chosen.get(target, "")}
+            for target, label in IMPORT_TARGETS
+        ]
     context = {
         "form": form,
         "preview": preview,

