@@ -42,8 +42,9 @@ FROM python:3.12-slim-bookworm AS runtime
 
 # No system packages beyond the base image: every dependency ships a manylinux wheel with its
 # native libraries (psycopg[binary], onnxruntime, numpy/scipy, argon2-cffi, brotli).
+# A writable home for libraries that keep state there (onnxruntime); /app stays read-only.
 RUN groupadd --system --gid 10001 puna \
-    && useradd --system --uid 10001 --gid puna --home-dir /app --no-create-home \
+    && useradd --system --uid 10001 --gid puna --create-home --home-dir /home/puna \
        --shell /usr/sbin/nologin puna
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -48,5 +48,5 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
-# Gunicorn's control socket would live in the (read-only) home directory; nothing uses it.
+# Gunicorn's control socket (~/.gunicorn/gunicorn.ctl): nothing in a container talks to it.
 control_socket_disable = True

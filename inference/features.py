@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, pairwise, repeat
-from typing import Any
+from itertools import chain, pairwise, repeat
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,8 +32,6 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 _WHITE_SPACES = re.compile(r"\s\s+")
 
 FORMAT_VERSION = 1
-SEGMENT_CACHE_SIZE = 200_000
-"""Padded segments whose char n-gram ids are remembered per featurizer (then the cache resets)."""
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,12 @@ class NGramSpec:
     char: tuple[int, int]
 
 
-@dataclass(frozen=True)
-class Analysis:
-    """One normalised text prepared for lookup (vocabulary-independent): its word n-grams
-    (duplicates kept) and the text with whitespace runs collapsed, as the char analyzer sees it."""
+class Analysis(NamedTuple):
+    """One normalised text prepared for lookup (vocabulary-independent): its word n-grams and char
+    n-grams (duplicates kept), so featurizers of one spec share a single pass per text."""
 
     words: list[str]
-    text: str
+    chars: list[str]
 
 
 @dataclass(frozen=True)
@@ -86,12 +83,16 @@ def word_ngrams(text: str, ngram: tuple[int, int]) -> list[str]:
 
 def char_ngrams(text: str, ngram: tuple[int, int]) -> list[str]:
     """Char n-grams in scikit-learn's order (``_char_ngrams``, analyzer='char')."""
-    text = _WHITE_SPACES.sub(" ", text)
+    if "  " in text or not text.isprintable():
+        text = _WHITE_SPACES.sub(" ", text)
     min_n, max_n = ngram
-    length = len(text)
     out: list[str] = []
-    for n in range(min_n, min(max_n + 1, length + 1)):
-        out.extend([text[i : i + n] for i in range(length - n + 1)])
+    for n in range(min_n, min(max_n + 1, len(text) + 1)):
+        if n == 1:
+            out.extend(text)
+        else:
+            # zip over shifted copies stays in C; it yields the same grams as slicing text[i:i+n].
+            out.extend(map("".join, zip(*(text[k:] for k in range(n)), strict=False)))
     return out
 
 
@@ -125,55 +126,6 @@ class Featurizer:
         # Char ids are stored already offset into the concatenated [word | char] space.
         self._char_ids_offset = {t: self.n_word + i for i, t in enumerate(self.char_terms)}
         self._idf = np.concatenate([self.word_idf, self.char_idf])
-        self._segment_cache: dict[str, tuple[int, ...]] = {}
-
-    def _char_ids_plain(self, text: str) -> list[int]:
-        """Ids of the known char n-grams of ``text`` (any n-gram range)."""
-        get = self._char_ids_offset.get
-        return [j for j in map(get, char_ngrams(text, self.spec.char)) if j is not None]
-
-    def _char_ids(self, text: str) -> list[int]:
-        """Same multiset as :meth:`_char_ids_plain`, faster, for n-gram ranges starting at 2+.
-
-        A char n-gram either has no space strictly inside it, and then lies within exactly one
-        space-separated segment padded with its neighbouring spaces, or it straddles a space.
-        Feedback repeats words, so the ids of each padded segment are cached; only the few
-        straddling n-grams are looked up per text. (With 1-grams a space would belong to two
-        padded segments, hence the restriction.)
-        """
-        min_n, max_n = self.spec.char
-        cache = self._segment_cache
-        get = self._char_ids_offset.get
-        segments = text.split(" ")
-        last = len(segments) - 1
-        out: list[int] = []
-        for i, segment in enumerate(segments):
-            padded = (" " if i else "") + segment + (" " if i < last else "")
-            ids = cache.get(padded)
-            if ids is None:
-                grams = char_ngrams(padded, (min_n, max_n))
-                ids = tuple(j for j in map(get, grams) if j is not None)
-                if len(cache) >= SEGMENT_CACHE_SIZE:
-                    cache.clear()
-                cache[padded] = ids
-            out.extend(ids)
-        if last and max_n >= 3:
-            length = len(text)
-            spaces = [p - 1 for p in accumulate(len(seg) + 1 for seg in segments[:-1])]
-            for n in range(max(min_n, 3), max_n + 1):
-                if n == 3:
-                    # One straddling 3-gram per space, each at its own position.
-                    starts: Iterable[int] = [s - 1 for s in spaces if 0 < s < length - 1]
-                else:
-                    starts = sorted(
-                        {
-                            p
-                            for s in spaces
-                            for p in range(max(0, s - n + 2), min(s, length - n + 1))
-                        }
-                    )
-                out.extend(j for p in starts if (j := get(text[p : p + n])) is not None)
-        return out
 
     # -- construction / serialisation -------------------------------------------------------
 
@@ -219,8 +171,8 @@ class Featurizer:
     # -- transform ----------------------------------------------------------------------------
 
     def analyze(self, text: str) -> Analysis:
-        """Word n-grams and char-analyzer text of one normalised text."""
-        return Analysis(words=word_ngrams(text, self.spec.word), text=_WHITE_SPACES.sub(" ", text))
+        """Word and char n-grams of one normalised text."""
+        return Analysis(word_ngrams(text, self.spec.word), char_ngrams(text, self.spec.char))
 
     def transform(self, texts: Sequence[str]) -> SparseRows:
         """TF-IDF rows for normalised ``texts``."""
@@ -233,24 +185,28 @@ class Featurizer:
         n_rows = len(analyses)
         sentinel = self.n_features
         word_get = self._word_vocab.get
-        char_ids = self._char_ids if self.spec.char[0] >= 2 else self._char_ids_plain
+        char_get = self._char_ids_offset.get
         cols: list[int] = []
         counts: list[int] = []
         lens: list[int] = []
-        for analysis in analyses:
-            found = Counter(map(word_get, analysis.words, repeat(sentinel)))
-            found.update(char_ids(analysis.text))
+        for words, chars in analyses:
+            found = Counter(
+                chain(
+                    map(word_get, words, repeat(sentinel)), map(char_get, chars, repeat(sentinel))
+                )
+            )
             found.pop(sentinel, None)
-            cols.extend(found.keys())
+            cols.extend(found)
             counts.extend(found.values())
             lens.append(len(found))
         r = np.repeat(np.arange(n_rows, dtype=np.int64), lens)
         c = np.array(cols, dtype=np.int64)
-        v = np.array(counts, dtype=np.float64) * self._idf[c]
-        block = 2 * r + (c >= self.n_word)
+        v = np.array(counts, dtype=np.float64)
+        v *= self._idf.take(c)
+        block = r * 2
+        block += c >= self.n_word
         norms = np.sqrt(np.bincount(block, weights=v * v, minlength=2 * n_rows))
-        # sklearn leaves all-zero rows at zero instead of dividing by 0.
-        norms[norms == 0.0] = 1.0
-        return SparseRows(
-            rows=r, cols=c, vals=v / norms[block], n_rows=n_rows, n_cols=self.n_features
-        )
+        # Only non-empty blocks are indexed and their norms are > 0 (idf >= 1), so sklearn's
+        # guard for all-zero rows is not needed here.
+        v /= norms.take(block)
+        return SparseRows(rows=r, cols=c, vals=v, n_rows=n_rows, n_cols=self.n_features)

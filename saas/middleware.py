@@ -11,7 +11,6 @@ from django.http import HttpRequest, HttpResponse
 from saas.errors import problem_response
 from tenants.context import deactivate_org
 
-
 _PATH_LIMITS = [
     (re.compile(pattern), limit)
     for pattern, limit in settings.MAX_REQUEST_BODY_BYTES_BY_PATH.items()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime
-import scipy.sparse as sp  # type: ignore[import-untyped]
+import scipy.sparse as sp
 import skl2onnx
 import sklearn
 from sklearn.pipeline import Pipeline

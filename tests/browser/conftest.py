@@ -28,6 +28,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(settings.BASE_DIR) / ".data" / "screenshots"
 
+
 @pytest.fixture(autouse=True)
 def _allow_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
     # Playwright's sync API runs an event loop in the test's thread, which makes Django refuse

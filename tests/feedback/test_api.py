@@ -296,3 +296,51 @@ def test_free_plan_gets_429_on_the_61st_request_with_headers(org: Organization) 
     assert limited["X-RateLimit-Remaining"] == "0"
     assert int(limited["X-RateLimit-Reset"]) > time.time()
     assert limited.json()["code"] == "throttled"
+
+
+def test_large_batch_round_trips_every_field(api_key_client: APIClient) -> None:
+    """Batches of 50+ items are written with COPY; every field must come back as sent."""
+    items = [
+        {
+            "text": f"Comment {i}: ang bagal ng wifi sa library",
+            "source": "widget",
+            "external_id": f"big-{i}",
+            "author_ref": f"student-{i}",
+            "submitted_at": "2026-11-20T08:30:00+08:00",
+            "metadata": {"grade": 11, "section": "Rizal", "tags": ["wifi", i]},
+        }
+        for i in range(120)
+    ]
+    response = api_key_client.post("/api/v1/feedback/batch", {"items": items}, format="json")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["created"] * 120
+    for result in results[::17]:
+        record = api_key_client.get(f"/api/v1/feedback/{result['id']}").json()
+        i = result["index"]
+        assert record["external_id"] == f"big-{i}"
+        assert record["author_ref"] == f"student-{i}"
+        assert record["metadata"] == {"grade": 11, "section": "Rizal", "tags": ["wifi", i]}
+        assert record["submitted_at"] == "2026-11-20T00:30:00Z"
+        assert record["source"] == "widget"
+        assert set(record["sentiment"]["scores"]) == {"negative", "neutral", "positive"}
+    found = api_key_client.get("/api/v1/feedback?q=wifi&page_size=200").json()["results"]
+    assert len(found) == 120
+    # The same batch again resolves to the stored records, not duplicates.
+    again = api_key_client.post("/api/v1/feedback/batch", {"items": items}, format="json").json()
+    assert again["existing"] == 120
+    assert Feedback.objects.count() == 120
+
+
+def test_a_batch_larger_than_the_whole_quota_stores_only_what_fits(
+    api_key_client: APIClient, org: Organization
+) -> None:
+    from django.test import override_settings
+
+    limits = {"free": {"rate": "600/m", "items_per_month": 3}}
+    with override_settings(PLAN_LIMITS=limits):
+        items = [{"text": f"feedback {i} about the library"} for i in range(5)]
+        body = api_key_client.post("/api/v1/feedback/batch", {"items": items}, format="json").json()
+    assert [r["status"] for r in body["results"]] == ["created"] * 3 + ["error"] * 2
+    assert UsagePeriod.objects.get(organization=org).items == 3
+    assert Feedback.objects.count() == 3

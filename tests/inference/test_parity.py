@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import numpy as np
 import onnx
@@ -28,8 +29,9 @@ from tests.inference.conftest import MODEL_DIR, all_texts, own_rows
 
 
 @pytest.fixture(scope="module")
-def manifest() -> dict:
-    return json.loads((MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))
+def manifest() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((MODEL_DIR / "manifest.json").read_text(encoding="utf-8"))
+    return loaded
 
 
 @pytest.fixture(scope="module")

@@ -59,9 +59,9 @@ def test_spam_is_flagged_with_reasons(engine):
 
 def test_non_string_is_a_type_error_naming_the_index(engine):
     with pytest.raises(TypeError, match=r"texts\[1\] is int"):
-        engine.predict(["ok", 5])  # type: ignore[list-item]
+        engine.predict(["ok", 5])
     with pytest.raises(TypeError, match="list of str"):
-        engine.predict("not a list")  # type: ignore[arg-type]
+        engine.predict("not a list")
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "\t\n", "\x00\x01\u200b"])

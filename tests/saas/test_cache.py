@@ -57,3 +57,18 @@ def test_failover_cache_uses_redis_when_it_is_up() -> None:
     assert not redis_cache.degraded
     assert redis_cache.incr("probe") == 2
     redis_cache.delete("probe")
+
+
+def test_database_cache_add_only_sets_a_missing_or_expired_key(db: None) -> None:
+    cache = AtomicDatabaseCache("puna_cache", {})
+    assert cache.add("window", 1, 60) is True
+    assert cache.add("window", 1, 60) is False
+    assert cache.incr("window", 5) == 6
+    assert cache.get("window") == 6
+    cache.set("window", 3, -1)  # already expired
+    assert cache.get("window", "gone") == "gone"
+    assert cache.add("window", 1, 60) is True
+    cache.set("blob", {"a": [1, 2]}, 60)
+    assert cache.get("blob") == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="not found"):
+        cache.incr("blob")
