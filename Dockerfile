@@ -2,7 +2,22 @@
 #   web:        (the default CMD) gunicorn saas.wsgi:application -c deploy/gunicorn.conf.py
 #   worker:     python manage.py procrastinate worker
 #   pre-deploy: deploy/release.sh
-# See deploy/DEPLOY.md. `make image-test` builds and runs it on a machine without Docker.
+# See "Deploy" in README.md. `make image-test` builds and runs it on a machine without Docker.
+
+# --- assets: the dashboard's npm libraries, exactly as package-lock.json pins them -------------
+FROM python:3.12-slim-bookworm AS assets
+
+# Debian's Node.js and npm: only this throwaway stage has them.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+COPY deploy/vendor-assets.mjs deploy/
+RUN npm run --silent build
 
 # --- build: the locked dependencies in a virtualenv, static files collected -------------------
 FROM python:3.12-slim-bookworm AS build
@@ -29,6 +44,7 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
+COPY --from=assets /src/saas/static/vendor saas/static/vendor
 
 # Settings need these to import; nothing connects to a database or mail server here.
 RUN PUNA_ENV=production \

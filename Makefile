@@ -16,7 +16,8 @@ help:
 	@echo "make test       install and run the whole test suite"
 	@echo "make check      ruff + mypy"
 	@echo "make train      rebuild the shipped ONNX models"
-	@echo "make bench      inference and middleware benchmarks"
+	@echo "make bench      inference, middleware and ingestion benchmarks"
+	@echo "make image-test build the Dockerfile with buildah and prove the image with podman (root)"
 
 .data/tools/bin/uv:
 	@test -n "$(PYTHON_BIN)" || { echo "No Python >= 3.12 found" >&2; exit 1; }
@@ -91,6 +92,11 @@ bench: install
 	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
 	PUNA_ENV=test $(PY) -m monitoring.bench; \
 	PUNA_ENV=test $(PY) -m feedback.bench
+
+# Builds a local stand-in for python:3.12-slim-bookworm, the real Dockerfile with buildah, and
+# runs web, release and worker with podman against this machine's PostgreSQL (README: Deploy).
+image-test: install
+	deploy/image-test.sh
 
 clean: db-stop
 	rm -rf .data $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache node_modules saas/static/vendor

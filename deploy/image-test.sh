@@ -65,7 +65,7 @@ cleanup() {
 trap 'cleanup; summary' EXIT
 
 # Stop here when an essential step fails: later steps would only fail for the same reason.
-need() { if [ "$FAILED" != 0 ]; then record FAIL "$1" "skipped: an earlier step failed"; exit 1; fi; }
+need() { if [ "$FAILED" != 0 ]; then record STOP "after $1" "later steps need it: not run"; exit 1; fi; }
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 

@@ -7,5 +7,8 @@ set -eu
 # Schema changes, including procrastinate's tables and the rate-limit cache table.
 python manage.py migrate --noinput
 
+# Register the shipped base models (onnx_models/manifest.json) in the model registry.
+python manage.py sync_models
+
 # Refuse to go live with an insecure production configuration (errors fail; warnings print).
 python manage.py check --deploy

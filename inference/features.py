@@ -32,6 +32,12 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 _WHITE_SPACES = re.compile(r"\s\s+")
 
 FORMAT_VERSION = 1
+VECTOR_MIN_ROWS = 8
+"""Batches with at least this many texts look char n-grams up in NumPy; smaller ones in Python
+(NumPy's per-call overhead outweighs the per-gram savings for one text). Both give equal rows."""
+# Char n-grams up to this length are looked up as integers: code point + 1 in 21 bits each.
+_KEY_MAX_N = 3
+_KEY_BITS = 21
 
 
 @dataclass(frozen=True)
@@ -43,11 +49,11 @@ class NGramSpec:
 
 
 class Analysis(NamedTuple):
-    """One normalised text prepared for lookup (vocabulary-independent): its word n-grams and char
-    n-grams (duplicates kept), so featurizers of one spec share a single pass per text."""
+    """One normalised text prepared for lookup (vocabulary-independent): its word n-grams
+    (duplicates kept) and the text with whitespace runs collapsed, as the char analyzer sees it."""
 
     words: list[str]
-    chars: list[str]
+    text: str
 
 
 @dataclass(frozen=True)
@@ -81,10 +87,27 @@ def word_ngrams(text: str, ngram: tuple[int, int]) -> list[str]:
     return out
 
 
+def char_text(text: str) -> str:
+    """``text`` as the char analyzer slices it: runs of whitespace collapsed to one space."""
+    if "  " in text or not text.isprintable():
+        return _WHITE_SPACES.sub(" ", text)
+    return text
+
+
+def char_key(gram: str) -> int:
+    """The integer key of a char n-gram of at most ``_KEY_MAX_N`` characters (see ``_char_keys``).
+
+    Code points are shifted by one so that no field is 0 and grams of different lengths differ.
+    """
+    key = 0
+    for ch in gram:
+        key = (key << _KEY_BITS) | (ord(ch) + 1)
+    return key
+
+
 def char_ngrams(text: str, ngram: tuple[int, int]) -> list[str]:
     """Char n-grams in scikit-learn's order (``_char_ngrams``, analyzer='char')."""
-    if "  " in text or not text.isprintable():
-        text = _WHITE_SPACES.sub(" ", text)
+    text = char_text(text)
     min_n, max_n = ngram
     out: list[str] = []
     for n in range(min_n, min(max_n + 1, len(text) + 1)):
@@ -126,6 +149,14 @@ class Featurizer:
         # Char ids are stored already offset into the concatenated [word | char] space.
         self._char_ids_offset = {t: self.n_word + i for i, t in enumerate(self.char_terms)}
         self._idf = np.concatenate([self.word_idf, self.char_idf])
+        # Sorted integer keys of the short char terms, for batch lookup with np.searchsorted.
+        short = sorted(
+            (char_key(t), self.n_word + i)
+            for i, t in enumerate(self.char_terms)
+            if len(t) <= _KEY_MAX_N
+        )
+        self._char_keys = np.array([k for k, _ in short], dtype=np.int64)
+        self._char_key_ids = np.array([j for _, j in short], dtype=np.int64)
 
     # -- construction / serialisation -------------------------------------------------------
 
@@ -171,42 +202,104 @@ class Featurizer:
     # -- transform ----------------------------------------------------------------------------
 
     def analyze(self, text: str) -> Analysis:
-        """Word and char n-grams of one normalised text."""
-        return Analysis(word_ngrams(text, self.spec.word), char_ngrams(text, self.spec.char))
+        """Word n-grams and char-analyzer text of one normalised text."""
+        return Analysis(word_ngrams(text, self.spec.word), char_text(text))
 
     def transform(self, texts: Sequence[str]) -> SparseRows:
         """TF-IDF rows for normalised ``texts``."""
         return self.transform_analyses([self.analyze(t) for t in texts])
 
     def transform_analyses(self, analyses: Sequence[Analysis]) -> SparseRows:
-        """TF-IDF rows from pre-computed analyses (shareable between featurizers of one spec)."""
-        # Per-gram work stays in C (map over dict.get, Counter); idf weighting and the two L2
-        # norms are done once per batch in NumPy. Unknown grams map to a sentinel id, dropped.
+        """TF-IDF rows from pre-computed analyses (shareable between featurizers of one spec).
+
+        Within a row, entries are in column order whichever lookup path ran, so a text's row does
+        not depend on the batch it came in (bit for bit).
+        """
+        if len(analyses) >= VECTOR_MIN_ROWS and self.spec.char[0] <= _KEY_MAX_N:
+            r, c, counts = self._count_vectorised(analyses)
+        else:
+            r, c, counts = self._count_python(analyses)
+        v = counts * self._idf.take(c)
+        block = r * 2
+        block += c >= self.n_word
+        norms = np.sqrt(np.bincount(block, weights=v * v, minlength=2 * len(analyses)))
+        # Only non-empty blocks are indexed and their norms are > 0 (idf >= 1), so sklearn's
+        # guard for all-zero rows is not needed here.
+        v /= norms.take(block)
+        return SparseRows(rows=r, cols=c, vals=v, n_rows=len(analyses), n_cols=self.n_features)
+
+    def _count_python(self, analyses: Sequence[Analysis]) -> _Counts:
+        # Per-gram work stays in C (map over dict.get, Counter). Unknown grams map to a sentinel.
+        sentinel = self.n_features
+        word_get = self._word_vocab.get
+        char_get = self._char_ids_offset.get
+        char_spec = self.spec.char
+        cols: list[int] = []
+        counts: list[int] = []
+        lens: list[int] = []
+        for words, text in analyses:
+            found = Counter(
+                chain(
+                    map(word_get, words, repeat(sentinel)),
+                    map(char_get, char_ngrams(text, char_spec), repeat(sentinel)),
+                )
+            )
+            found.pop(sentinel, None)
+            keys = sorted(found)
+            cols.extend(keys)
+            counts.extend(map(found.__getitem__, keys))
+            lens.append(len(keys))
+        return (
+            np.repeat(np.arange(len(analyses), dtype=np.int64), lens),
+            np.array(cols, dtype=np.int64),
+            np.array(counts, dtype=np.float64),
+        )
+
+    def _count_vectorised(self, analyses: Sequence[Analysis]) -> _Counts:
+        # Word n-grams (and char n-grams longer than _KEY_MAX_N) are looked up per text; char
+        # n-grams up to _KEY_MAX_N for the whole batch at once: the texts' code points in one
+        # array, each window folded into an integer key and found by binary search.
         n_rows = len(analyses)
         sentinel = self.n_features
         word_get = self._word_vocab.get
         char_get = self._char_ids_offset.get
-        cols: list[int] = []
-        counts: list[int] = []
+        min_n, max_n = self.spec.char
+        long_grams = (max(min_n, _KEY_MAX_N + 1), max_n)
+        ids: list[int] = []
         lens: list[int] = []
-        for words, chars in analyses:
-            found = Counter(
-                chain(
-                    map(word_get, words, repeat(sentinel)), map(char_get, chars, repeat(sentinel))
-                )
-            )
-            found.pop(sentinel, None)
-            cols.extend(found)
-            counts.extend(found.values())
-            lens.append(len(found))
-        r = np.repeat(np.arange(n_rows, dtype=np.int64), lens)
-        c = np.array(cols, dtype=np.int64)
-        v = np.array(counts, dtype=np.float64)
-        v *= self._idf.take(c)
-        block = r * 2
-        block += c >= self.n_word
-        norms = np.sqrt(np.bincount(block, weights=v * v, minlength=2 * n_rows))
-        # Only non-empty blocks are indexed and their norms are > 0 (idf >= 1), so sklearn's
-        # guard for all-zero rows is not needed here.
-        v /= norms.take(block)
-        return SparseRows(rows=r, cols=c, vals=v, n_rows=n_rows, n_cols=self.n_features)
+        for words, text in analyses:
+            before = len(ids)
+            ids.extend(map(word_get, words, repeat(sentinel)))
+            if max_n > _KEY_MAX_N:
+                ids.extend(map(char_get, char_ngrams(text, long_grams), repeat(sentinel)))
+            lens.append(len(ids) - before)
+        rows = [np.repeat(np.arange(n_rows, dtype=np.int64), lens)]
+        cols = [np.array(ids, dtype=np.int64)]
+        texts = [a.text for a in analyses]
+        joined = "".join(texts).encode("utf-32-le", "surrogatepass")
+        codes = np.frombuffer(joined, dtype=np.uint32).astype(np.int64) + 1
+        row_of = np.repeat(np.arange(n_rows, dtype=np.int64), list(map(len, texts)))
+        keys = self._char_keys
+        for n in range(min_n, min(max_n, _KEY_MAX_N) + 1):
+            windows = len(codes) - n + 1
+            if windows <= 0 or len(keys) == 0:
+                continue
+            key = codes[:windows].copy()
+            for k in range(1, n):
+                key <<= _KEY_BITS
+                key |= codes[k : k + windows]
+            at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+            # A window must lie inside one text and be a known gram.
+            hit = (row_of[:windows] == row_of[n - 1 : n - 1 + windows]) & (keys[at] == key)
+            rows.append(row_of[:windows][hit])
+            cols.append(self._char_key_ids[at[hit]])
+        r = np.concatenate(rows)
+        c = np.concatenate(cols)
+        known = c != sentinel
+        combined = r[known] * (sentinel + 1) + c[known]
+        unique, counts = np.unique(combined, return_counts=True)
+        r, c = np.divmod(unique, sentinel + 1)
+        return r, c, counts.astype(np.float64)
+
+
+_Counts = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]

@@ -2,9 +2,10 @@
 
 Pure by design (no Django, no database): the registry hands this module a model directory and,
 per org, a category model file. Each text is normalised and featurized once; the sparse rows are
-shared by every head built on the same featurizer, and ONNX Runtime does the model maths. ONNX
-sessions open lazily on first use (never at import), once per :class:`Engine`, under a lock, with
-explicit thread counts.
+shared by every head built on the same featurizer, and ONNX Runtime does the model maths. The base
+models (sentiment, language, anomaly forest) are merged into one graph at load time, so a batch
+costs one ``session.run`` (see :func:`merge_models`). ONNX sessions open lazily on first use
+(never at import), once per :class:`Engine`, under a lock, with explicit thread counts.
 
 Inputs: ``predict`` takes a list of ``str``. A non-string raises ``TypeError`` and an empty or
 whitespace-only text (also one made only of control characters) raises ``ValueError``, both
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from inference.anomaly import AnomalyDetector, AnomalyResult
 from inference.features import Analysis, Featurizer, SparseRows
 from inference.text import MAX_CHARS, normalize
 
@@ -73,6 +75,102 @@ def _open_session(model: bytes | str, threads: int) -> Any:
 
 
 _PROBABILITIES = ["probabilities"]
+_NO_ANOMALY = AnomalyResult(score=0.0, flagged=False, reasons=())
+
+
+def merge_models(parts: Sequence[tuple[str, bytes, Sequence[str]]]) -> bytes:
+    """One ONNX model running several exported models side by side on shared inputs.
+
+    ``parts`` are (prefix, model bytes, outputs to keep); a kept output ``out`` of the part with
+    prefix ``p`` is named ``p/out`` in the result. Nodes not needed for a kept output are dropped
+    and every other name is prefixed, while graph inputs keep their names, so inputs of the same
+    name (the heads' sparse rows) are fed once. Each part's nodes, initializers and attributes
+    are copied unchanged, so outputs equal those of the separate models; the point is one
+    ``session.run`` per batch instead of one per model (each call has fixed overhead).
+
+    Contract: raises ``ModelError`` if two parts declare the same input with different types.
+    """
+    import onnx
+    from onnx import helper
+
+    nodes: list[Any] = []
+    initializers: list[Any] = []
+    inputs: dict[str, Any] = {}
+    outputs: list[Any] = []
+    opsets: dict[str, int] = {}
+    ir_version = 0
+    for prefix, raw, keep in parts:
+        model = onnx.load_from_string(raw)
+        graph = model.graph
+        input_names = {i.name for i in graph.input}
+        renamed = {name: f"{prefix}/{name}" for name in keep}
+
+        def rename(
+            name: str,
+            inputs_kept: set[str] = input_names,
+            out: dict[str, str] = renamed,
+            p: str = prefix,
+        ) -> str:
+            if not name or name in inputs_kept:
+                return name
+            return out.get(name, f"{p}/{name}")
+
+        needed = set(keep)
+        kept = []
+        for node in reversed(graph.node):
+            if needed.intersection(node.output):
+                kept.append(node)
+                needed.update(node.input)
+        for node in reversed(kept):
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            copy.name = f"{prefix}/{node.name}"
+            copy.input[:] = [rename(n) for n in node.input]
+            copy.output[:] = [rename(n) for n in node.output]
+            nodes.append(copy)
+        for init in graph.initializer:
+            if init.name in needed:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(init)
+                copy.name = rename(init.name)
+                initializers.append(copy)
+        for inp in graph.input:
+            if inp.name not in needed:
+                continue
+            if inp.name in inputs and inputs[inp.name].type != inp.type:
+                raise ModelError(f"input {inp.name!r} has different types in the merged models")
+            inputs.setdefault(inp.name, inp)
+        for out in graph.output:
+            if out.name in renamed:
+                copy = onnx.ValueInfoProto()
+                copy.CopyFrom(out)
+                copy.name = renamed[out.name]
+                outputs.append(copy)
+        for opset in model.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+        ir_version = max(ir_version, model.ir_version)
+    merged = helper.make_model(
+        helper.make_graph(nodes, "puna_engine", list(inputs.values()), outputs, initializers),
+        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+        ir_version=ir_version,
+    )
+    serialised: bytes = merged.SerializeToString()
+    return serialised
+
+
+def _metadata(raw: bytes) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load_from_string(raw).metadata_props}
+
+
+def _sparse_feed(rows: SparseRows) -> dict[str, Any]:
+    return {
+        "rows": rows.rows,
+        "cols": rows.cols,
+        "vals": rows.vals,
+        "n_rows": np.array([rows.n_rows], dtype=np.int64),
+    }
 
 
 class _Head:
@@ -84,15 +182,7 @@ class _Head:
 
     def run(self, rows: SparseRows) -> tuple[list[int], npt.NDArray[np.float64]]:
         """(index of the best label, probabilities [n, K]) for each row."""
-        (proba,) = self.session.run(
-            _PROBABILITIES,
-            {
-                "rows": rows.rows,
-                "cols": rows.cols,
-                "vals": rows.vals,
-                "n_rows": np.array([rows.n_rows], dtype=np.int64),
-            },
-        )
+        (proba,) = self.session.run(_PROBABILITIES, _sparse_feed(rows))
         # ArgMax over probabilities equals ArgMax over logits (softmax is monotonic); ties
         # resolve to the first label, as in the graph and scikit-learn.
         return proba.argmax(axis=1).tolist(), proba
@@ -154,10 +244,20 @@ def load_category_model_bytes(
 @dataclass
 class _Loaded:
     featurizer: Featurizer
-    sentiment: _Head
-    language: _Head
+    session: Any  # every base model merged into one graph (see merge_models)
+    outputs: list[str]
+    sentiment_labels: tuple[str, ...]
+    language_labels: tuple[str, ...]
     anomaly: Any  # inference.anomaly.AnomalyDetector, or None when the manifest has none
     versions: dict[str, str]
+
+    def run_heads(self, rows: SparseRows, outputs: list[str]) -> list[Any]:
+        """Run the merged graph for head ``outputs`` only; the forest gets zero rows."""
+        feed = _sparse_feed(rows)
+        if self.anomaly is not None:
+            feed[self.anomaly.input_name] = self.anomaly.empty_features()
+        result: list[Any] = self.session.run(outputs, feed)
+        return result
 
 
 class Engine:
@@ -207,26 +307,36 @@ class Engine:
             if self._loaded is None:
                 models = self.manifest["models"]
                 featurizer = Featurizer.from_json(self._read_verified(self.manifest["featurizer"]))
-                heads = {}
+                parts: list[tuple[str, bytes, Sequence[str]]] = []
+                labels: dict[str, tuple[str, ...]] = {}
                 for task in ("sentiment", "language"):
                     raw = self._read_verified(models[task])
-                    session = _open_session(raw, self.threads)
-                    meta = session.get_modelmeta().custom_metadata_map
+                    meta = _metadata(raw)
                     if meta.get("puna.featurizer_sha256") != self.manifest["featurizer"]["sha256"]:
                         raise ModelError(f"{task} was exported for a different featurizer")
-                    heads[task] = _Head(session, json.loads(meta["puna.labels"]))
+                    labels[task] = tuple(json.loads(meta["puna.labels"]))
+                    parts.append((task, raw, _PROBABILITIES))
                 anomaly = None
                 if "anomaly" in models:
-                    from inference.anomaly import AnomalyDetector
-
-                    self._read_verified(models["anomaly"])
-                    anomaly = AnomalyDetector.load(
-                        self.model_dir / models["anomaly"]["file"], threads=self.threads
+                    raw = self._read_verified(models["anomaly"])
+                    anomaly = AnomalyDetector.from_metadata(
+                        self.model_dir / models["anomaly"]["file"],
+                        _metadata(raw),
+                        threads=self.threads,
                     )
+                    parts.append(("anomaly", raw, [anomaly.output_name]))
+                try:
+                    session = _open_session(merge_models(parts), self.threads)
+                except ModelError:
+                    raise
+                except Exception as exc:  # onnxruntime raises its own types for bad graphs
+                    raise ModelError(f"cannot load the models in {self.model_dir}: {exc}") from exc
                 self._loaded = _Loaded(
                     featurizer=featurizer,
-                    sentiment=heads["sentiment"],
-                    language=heads["language"],
+                    session=session,
+                    outputs=[o.name for o in session.get_outputs()],
+                    sentiment_labels=labels["sentiment"],
+                    language_labels=labels["language"],
                     anomaly=anomaly,
                     versions=self.model_versions,
                 )
@@ -247,8 +357,14 @@ class Engine:
         featurizer = loaded.featurizer
         analyses = [featurizer.analyze(t) for t in normalised]
         rows = featurizer.transform_analyses(analyses)
-        sentiment_idx, sentiment_p = loaded.sentiment.run(rows)
-        language_idx, language_p = loaded.language.run(rows)
+        feed = _sparse_feed(rows)
+        if loaded.anomaly is not None:
+            screened = loaded.anomaly.prepare([t[:MAX_CHARS] for t in texts])
+            feed[loaded.anomaly.input_name] = screened.features
+        # One run for every base head (and the anomaly forest): see merge_models.
+        outputs = dict(zip(loaded.outputs, loaded.session.run(loaded.outputs, feed), strict=True))
+        sentiment_p = outputs["sentiment/probabilities"]
+        language_p = outputs["language/probabilities"]
 
         versions = dict(loaded.versions)
         categories: list[tuple[str | None, float | None]] = [(None, None)] * len(texts)
@@ -256,16 +372,14 @@ class Engine:
             categories = _categories(category_model, featurizer, analyses, normalised)
             versions["category"] = category_model.version
         if loaded.anomaly is not None:
-            anomalies = [
-                (r.score, r.flagged, r.reasons)
-                for r in loaded.anomaly.score([t[:MAX_CHARS] for t in texts])
-            ]
+            raw_scores = outputs[f"anomaly/{loaded.anomaly.output_name}"]
+            anomalies = loaded.anomaly.results(screened, raw_scores)
         else:
-            anomalies = [(0.0, False, ())] * len(texts)
+            anomalies = [_NO_ANOMALY] * len(texts)
 
-        s_labels, l_labels = loaded.sentiment.labels, loaded.language.labels
-        s_rows = sentiment_p.tolist()
-        l_rows = language_p.tolist()
+        s_labels, l_labels = loaded.sentiment_labels, loaded.language_labels
+        # argmax over probabilities equals argmax over logits (softmax is monotonic); ties
+        # resolve to the first label, as in the graph and scikit-learn.
         return [
             Prediction(
                 sentiment=s_labels[si],
@@ -274,20 +388,16 @@ class Engine:
                 language_score=l_row[li],
                 category=category,
                 category_score=category_score,
-                anomaly_score=float(a_score),
-                flagged=bool(a_flagged),
-                reasons=tuple(a_reasons),
+                anomaly_score=anomaly.score,
+                flagged=anomaly.flagged,
+                reasons=anomaly.reasons,
                 model_versions=versions,
             )
-            for si, s_row, li, l_row, (category, category_score), (
-                a_score,
-                a_flagged,
-                a_reasons,
-            ) in zip(
-                sentiment_idx,
-                s_rows,
-                language_idx,
-                l_rows,
+            for si, s_row, li, l_row, (category, category_score), anomaly in zip(
+                sentiment_p.argmax(axis=1).tolist(),
+                sentiment_p.tolist(),
+                language_p.argmax(axis=1).tolist(),
+                language_p.tolist(),
                 categories,
                 anomalies,
                 strict=True,
@@ -305,7 +415,8 @@ class Engine:
         loaded = self._load()
         weights = self._sentiment_weights()
         rows = loaded.featurizer.transform([normalised])
-        best, _ = loaded.sentiment.run(rows)
+        (proba,) = loaded.run_heads(rows, ["sentiment/probabilities"])
+        best = proba.argmax(axis=1).tolist()
         contributions = rows.vals * weights[rows.cols, best[0]]
         order = np.argsort(-contributions, kind="stable")[:top]
         featurizer = loaded.featurizer

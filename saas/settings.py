@@ -49,6 +49,11 @@ ALLOWED_HOSTS: list[str] = env.list(
 # Railway's health checker calls from this host; it must reach /readyz in every environment.
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "healthcheck.railway.app"]
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Render names each web service's public host; accept it without extra configuration.
+RENDER_EXTERNAL_HOSTNAME: str = env.str("RENDER_EXTERNAL_HOSTNAME", default="")
+if RENDER_EXTERNAL_HOSTNAME:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, RENDER_EXTERNAL_HOSTNAME]
+    CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, f"https://{RENDER_EXTERNAL_HOSTNAME}"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -249,18 +249,33 @@ def _env(stage: list[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
+def _stage(name: str) -> list[tuple[str, str]]:
+    (stage,) = [s for s in _stages() if s[0][1].split()[-1] == name]
+    return stage
+
+
 def test_dockerfile_is_multi_stage_on_python_312_slim_bookworm():
     stages = _stages()
     assert len(stages) >= 2
     for stage in stages:
         assert stage[0][1].split()[0] == "python:3.12-slim-bookworm"
-    build_name = stages[0][0][1].split()[-1]
     runtime = stages[-1]
-    assert any(i == "COPY" and f"--from={build_name}" in a for i, a in runtime)
+    assert any(i == "COPY" and "--from=build" in a for i, a in runtime)
+
+
+def test_dockerfile_builds_the_npm_assets_from_the_lock_file_before_collectstatic():
+    assets = " ".join(a for i, a in _stage("assets") if i in {"RUN", "COPY"})
+    assert "package-lock.json" in assets
+    assert "npm ci" in assets
+    build = _stage("build")
+    copy_at = next(n for n, (i, a) in enumerate(build) if "--from=assets" in a)
+    collect_at = next(n for n, (i, a) in enumerate(build) if "collectstatic" in a)
+    assert copy_at < collect_at
+    assert "saas/static/vendor" in _dockerignore(), "only the lock file decides what is served"
 
 
 def test_dockerfile_installs_locked_dependencies_with_uv_in_the_build_stage():
-    build = " ".join(a for i, a in _stages()[0] if i == "RUN")
+    build = " ".join(a for i, a in _stage("build") if i == "RUN")
     assert "pip install" in build
     assert "uv==" in build
     assert "uv sync --frozen --no-dev" in build
@@ -282,22 +297,22 @@ def test_dockerfile_cmd_is_exec_form_gunicorn_with_the_deploy_config():
     assert (ROOT / argv[-1]).is_file()
 
 
-def test_dockerfile_sets_python_env_in_both_stages():
-    for stage in _stages():
+def test_dockerfile_sets_python_env_in_the_build_and_runtime_stages():
+    for stage in (_stage("build"), _stages()[-1]):
         env = _env(stage)
         assert env["PYTHONDONTWRITEBYTECODE"] == "1"
         assert env["PYTHONUNBUFFERED"] == "1"
 
 
 def test_dockerfile_collects_static_files_at_build_time_with_dummy_settings():
-    runs = [a for i, a in _stages()[0] if i == "RUN" and "collectstatic" in a]
+    runs = [a for i, a in _stage("build") if i == "RUN" and "collectstatic" in a]
     assert len(runs) == 1
     assert "PUNA_ENV=production" in runs[0], "production storage: compressed, manifest"
     assert "--noinput" in runs[0]
 
 
 def test_dockerfile_ships_the_onnx_models():
-    copies = [a for i, a in _stages()[0] if i == "COPY"]
+    copies = [a for i, a in _stage("build") if i == "COPY"]
     assert ". ." in copies, "the whole context (onnx_models/ included) goes into the image"
     assert not any("onnx_models" in pattern for pattern in _dockerignore())
 

@@ -9,7 +9,14 @@ import pytest
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from inference.features import TOKEN_PATTERN, Featurizer, NGramSpec, SparseRows
+from inference.features import (
+    TOKEN_PATTERN,
+    VECTOR_MIN_ROWS,
+    Featurizer,
+    NGramSpec,
+    SparseRows,
+    char_key,
+)
 from inference.text import MAX_CHARS, normalize
 from inference.training.classifier import featurizer_from_union, make_vectorizer
 from tests.inference.conftest import MODEL_DIR, all_texts
@@ -113,3 +120,22 @@ def test_normalize_is_canonical():
     assert normalize("\uff30\uff4f") == "po"
     assert normalize(" \t\n ") == ""
     assert len(normalize("ab " * 50_000)) <= MAX_CHARS
+
+
+@pytest.mark.parametrize(
+    "spec", [NGramSpec((1, 2), (3, 3)), NGramSpec((1, 1), (2, 4)), NGramSpec((1, 3), (1, 5))]
+)
+def test_numpy_and_python_lookups_give_identical_rows(corpus, spec):
+    featurizer = featurizer_from_union(make_vectorizer(spec).fit(corpus[::2]))
+    texts = corpus[:300] + [normalize(t) for t in EDGE_TEXTS] + ["a\x00b c", "\ud800ab", "ab"]
+    analyses = [featurizer.analyze(t) for t in texts]
+    assert len(analyses) >= VECTOR_MIN_ROWS
+    vectorised = featurizer._count_vectorised(analyses)
+    python = featurizer._count_python(analyses)
+    for got, expected in zip(vectorised, python, strict=True):
+        assert np.array_equal(got, expected)
+
+
+def test_char_keys_differ_across_gram_lengths():
+    grams = ["a", "b", "ab", "ba", "\x00a", "a\x00", "aab", "\x00ab", "\U0010ffff" * 3]
+    assert len({char_key(g) for g in grams}) == len(grams)

@@ -140,3 +140,38 @@ def test_runtime_import_pulls_in_neither_django_nor_onnxruntime():
         "sys.exit(1 if bad else 0)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_merged_session_matches_each_model_run_alone(engine):
+    import numpy as np
+    import onnxruntime as ort
+
+    from inference.anomaly import AnomalyDetector
+    from inference.features import Featurizer
+    from inference.text import normalize
+    from tests.inference.conftest import all_texts
+
+    texts = [*all_texts()[:200], *EXAMPLES]
+    predictions = engine.predict(texts)
+    featurizer = Featurizer.from_json((MODEL_DIR / "featurizer.json").read_bytes())
+    rows = featurizer.transform([normalize(t) for t in texts])
+    feed = {
+        "rows": rows.rows,
+        "cols": rows.cols,
+        "vals": rows.vals,
+        "n_rows": np.array([rows.n_rows], dtype=np.int64),
+    }
+    for task in ("sentiment", "language"):
+        session = ort.InferenceSession(str(MODEL_DIR / f"{task}.onnx"))
+        (proba,) = session.run(["probabilities"], feed)
+        labels = json.loads(session.get_modelmeta().custom_metadata_map["puna.labels"])
+        for p, row in zip(predictions, proba.tolist(), strict=True):
+            if task == "sentiment":
+                assert [p.sentiment_scores[label] for label in labels] == row
+            else:
+                assert p.language_score == max(row)
+                assert p.language == labels[row.index(max(row))]
+    alone = AnomalyDetector.load(MODEL_DIR / "anomaly.onnx").score(texts)
+    assert [(p.anomaly_score, p.flagged, p.reasons) for p in predictions] == [
+        (r.score, r.flagged, r.reasons) for r in alone
+    ]

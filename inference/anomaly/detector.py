@@ -1,0 +1,201 @@
+"""The anomaly detector: the ONNX IsolationForest over text statistics combined with the rules
+(the combination contract is in the :mod:`inference.anomaly` docstring)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inference.anomaly.lexicon import AbuseLexicon, default_lexicon
+from inference.anomaly.rules import RULE_WEIGHTS, rules
+from inference.anomaly.stats import (
+    FEATURE_NAMES,
+    TextAnalysis,
+    analyse,
+    check_texts,
+    statistics,
+)
+
+MILD_ABUSE_SCORE = 0.3
+MIN_OUTLIER_CHARS = 20
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """Verdict for one text: ``score`` in [0, 1]; ``flagged`` iff ``reasons`` is not empty."""
+
+    score: float
+    flagged: bool
+    reasons: tuple[str, ...]
+
+
+_NOTHING_TO_SCREEN = AnomalyResult(score=0.0, flagged=False, reasons=())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Piecewise-linear map (knots xs -> ys) from raw anomaly ``-score_samples`` to [0, 1]."""
+
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+    def apply(self, raw: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # np.interp clamps to the end knots, whose ys are 0 and 1.
+        return np.interp(raw, self.xs, self.ys)
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        data = json.loads(text)
+        xs, ys = tuple(float(x) for x in data["xs"]), tuple(float(y) for y in data["ys"])
+        if len(xs) < 2 or len(xs) != len(ys) or list(xs) != sorted(xs):
+            raise ValueError(f"invalid anomaly calibration: {text!r}")
+        return cls(xs=xs, ys=ys)
+
+    def to_json(self) -> str:
+        return json.dumps({"xs": list(self.xs), "ys": list(self.ys)}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """Texts analysed for screening: their analyses and the forest's float32 feature rows."""
+
+    analyses: list[TextAnalysis]
+    features: npt.NDArray[np.float32]
+
+
+def calibration_from_metadata(path: Path, meta: dict[str, str]) -> Calibration:
+    """The calibration stored in an anomaly model's metadata; raises ``ValueError`` when the model
+    was trained on other features than this code computes."""
+    names = tuple(json.loads(meta.get("features", "[]")))
+    if names != FEATURE_NAMES:
+        raise ValueError(
+            f"{path} was trained on features {names}, this code computes {FEATURE_NAMES}"
+        )
+    return Calibration.from_json(meta["calibration"])
+
+
+class AnomalyDetector:
+    """Scores texts with the ONNX IsolationForest plus the rules; one lazy session per instance.
+
+    :meth:`score` runs everything. A caller that runs the forest itself (the runtime merges it
+    with the heads into one ONNX session) uses :meth:`prepare`, feeds ``features`` to the graph
+    input :attr:`input_name`, and hands the :attr:`output_name` output to :meth:`results`.
+    """
+
+    input_name = "features"
+    output_name = "score_samples"
+
+    def __init__(
+        self,
+        path: Path,
+        threads: int = 1,
+        lexicon: AbuseLexicon | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self._lexicon = lexicon
+        self._session: Any = None
+        self._calibration = calibration
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path, threads: int = 1) -> AnomalyDetector:
+        """Detector for the model at ``path``; its session (``threads`` threads) opens lazily."""
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"anomaly model not found: {path}")
+        return cls(path, threads)
+
+    @classmethod
+    def from_metadata(cls, path: Path, meta: dict[str, str], threads: int = 1) -> AnomalyDetector:
+        """Detector whose calibration comes from ``meta`` (the model's metadata_props), for callers
+        that run the graph themselves; raises ``ValueError`` on a feature mismatch."""
+        detector = cls.load(path, threads)
+        detector._calibration = calibration_from_metadata(detector.path, meta)
+        return detector
+
+    def _ensure_session(self) -> tuple[Any, Calibration]:
+        if self._session is not None and self._calibration is not None:
+            return self._session, self._calibration
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                session = ort.InferenceSession(
+                    str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+                meta = session.get_modelmeta().custom_metadata_map
+                self._calibration = calibration_from_metadata(self.path, meta)
+                self.input_name = session.get_inputs()[0].name
+                self._session = session
+        assert self._calibration is not None  # noqa: S101 - set together with the session above
+        return self._session, self._calibration
+
+    def raw_scores(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """IsolationForest ``score_samples`` (negative; lower is more abnormal) per feature row."""
+        session, _ = self._ensure_session()
+        if features.shape[0] == 0:
+            return np.zeros(0, dtype=np.float64)
+        out = session.run(
+            None, {self.input_name: np.ascontiguousarray(features, dtype=np.float32)}
+        )[0]
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def prepare(self, texts: list[str]) -> Screened:
+        """Analyse ``texts`` once: the analyses for the rules and the forest's feature rows."""
+        check_texts(texts)
+        analyses = [analyse(t) for t in texts]
+        return Screened(analyses=analyses, features=statistics(analyses))
+
+    def empty_features(self) -> npt.NDArray[np.float32]:
+        """A zero-row feature matrix (to run a merged graph for its other outputs only)."""
+        return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
+
+    def score(self, texts: list[str]) -> list[AnomalyResult]:
+        """One :class:`AnomalyResult` per text, in order; combination as in the module docstring."""
+        check_texts(texts)
+        if not texts:
+            return []
+        screened = self.prepare(texts)
+        return self.results(screened, self.raw_scores(screened.features))
+
+    def results(self, screened: Screened, raw_scores: npt.ArrayLike) -> list[AnomalyResult]:
+        """Combine the forest's ``score_samples`` for ``screened`` with the rules."""
+        calibration = self._calibration
+        if calibration is None:
+            _, calibration = self._ensure_session()
+        lexicon = default_lexicon() if self._lexicon is None else self._lexicon
+        raw = np.asarray(raw_scores, dtype=np.float64).reshape(-1)
+        iso = calibration.apply(-raw)
+        results: list[AnomalyResult] = []
+        for a, iso_score in zip(screened.analyses, iso.tolist(), strict=True):
+            if a.n_nonspace == 0:
+                # Nothing to screen: empty, whitespace or control characters only.
+                results.append(_NOTHING_TO_SCREEN)
+                continue
+            reasons, mild = rules(a, lexicon)
+            score = max(
+                [iso_score, MILD_ABUSE_SCORE if mild else 0.0, *(RULE_WEIGHTS[r] for r in reasons)]
+            )
+            if not reasons and iso_score >= 0.5 and a.n_nonspace >= MIN_OUTLIER_CHARS:
+                reasons = ("outlier",)
+            elif not reasons:
+                # Too short to call an outlier: keep the score below the flag line so flagged <=>
+                # reasons.
+                score = min(score, 0.49)
+            results.append(
+                AnomalyResult(score=round(float(score), 6), flagged=bool(reasons), reasons=reasons)
+            )
+        return results
