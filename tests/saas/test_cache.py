@@ -6,14 +6,28 @@ import threading
 
 import pytest
 from django.core.cache.backends.base import BaseCache
+from django.core.management import call_command
 from django.db import connection
+from django.test import override_settings
 
 from saas.cache import AtomicDatabaseCache, FailoverRedisCache
+
+DB_CACHE = "puna_cache_test"
+
+
+def _database_cache() -> AtomicDatabaseCache:
+    """The PostgreSQL counter cache, with its table, whichever cache the settings configure
+    (CI runs with Redis, where migrations create no cache table)."""
+    with override_settings(
+        CACHES={"default": {"BACKEND": "saas.cache.AtomicDatabaseCache", "LOCATION": DB_CACHE}}
+    ):
+        call_command("createcachetable", verbosity=0)
+    return AtomicDatabaseCache(DB_CACHE, {})
 
 
 @pytest.mark.django_db(transaction=True)
 def test_database_cache_increments_atomically_across_threads() -> None:
-    cache = AtomicDatabaseCache("puna_cache", {})
+    cache = _database_cache()
     cache.set("counter", 0, 60)
 
     def bump() -> None:
@@ -30,7 +44,7 @@ def test_database_cache_increments_atomically_across_threads() -> None:
 
 
 def test_database_cache_incr_of_missing_key_raises_value_error(db: None) -> None:
-    cache = AtomicDatabaseCache("puna_cache", {})
+    cache = _database_cache()
     with pytest.raises(ValueError, match="not found"):
         cache.incr("never-set")
 
@@ -60,7 +74,7 @@ def test_failover_cache_uses_redis_when_it_is_up() -> None:
 
 
 def test_database_cache_add_only_sets_a_missing_or_expired_key(db: None) -> None:
-    cache = AtomicDatabaseCache("puna_cache", {})
+    cache = _database_cache()
     assert cache.add("window", 1, 60) is True
     assert cache.add("window", 1, 60) is False
     assert cache.incr("window", 5) == 6
