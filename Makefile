@@ -16,7 +16,7 @@ help:
 	@echo "make test       install and run the whole test suite"
 	@echo "make check      ruff + mypy"
 	@echo "make train      rebuild the shipped ONNX models"
-	@echo "make bench      inference, middleware and ingestion benchmarks"
+	@echo "make bench      inference, middleware, ingestion and dashboard-page benchmarks"
 	@echo "make image-test build the Dockerfile with buildah and prove the image with podman (root)"
 
 .data/tools/bin/uv:
@@ -91,7 +91,8 @@ bench: install
 	fi; \
 	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
 	PUNA_ENV=test $(PY) -m monitoring.bench; \
-	PUNA_ENV=test $(PY) -m feedback.bench
+	PUNA_ENV=test $(PY) -m feedback.bench; \
+	PUNA_ENV=test $(PY) -m feedback.bench_pages
 
 # Builds a local stand-in for python:3.12-slim-bookworm, the real Dockerfile with buildah, and
 # runs web, release and worker with podman against this machine's PostgreSQL (README: Deploy).
