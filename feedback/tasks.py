@@ -6,8 +6,7 @@ from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
 from feedback import imports
-from tenants.context import org_context
-from tenants.models import Organization
+from tenants.context import acting_for_org
 
 # A worker that dies stops sending heartbeats; its jobs are handed back after this long.
 STALLED_AFTER_SECONDS = 60
@@ -19,8 +18,7 @@ STALLED_AFTER_SECONDS = 60
     retry=RetryStrategy(max_attempts=5, exponential_wait=2),
 )
 def run_import(*, job_id: int, org_id: int) -> None:
-    org = Organization.objects.get(pk=org_id)
-    with org_context(org):
+    with acting_for_org(org_id) as org:
         imports.import_run(org=org, job_id=job_id)
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from procrastinate.contrib.django import app
 
 from inference import services
-from tenants.context import org_context
-from tenants.models import Organization
+from tenants.context import acting_for_org
 
 
 @app.task(queue="training", name="inference.train_category_model")
 def train_category_model(*, run_id: int, org_id: int) -> None:
-    org = Organization.objects.get(pk=org_id)
-    with org_context(org):
+    with acting_for_org(org_id) as org:
         services.training_run_execute(org=org, run_id=run_id)

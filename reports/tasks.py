@@ -7,8 +7,7 @@ from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
 from reports import services
-from tenants.context import org_context
-from tenants.models import Organization
+from tenants.context import acting_for_org
 
 # Waits 5 s, 25 s, 2 min, 10 min between attempts: a receiver that is deploying recovers,
 # one that is down for an hour ends FAILED after WEBHOOK_MAX_ATTEMPTS (the log shows why).
@@ -36,8 +35,7 @@ def detect_alerts(timestamp: int) -> None:
 
 @app.task(queue="reports", name="reports.process_report")
 def process_report(*, report_id: int, org_id: int) -> None:
-    org = Organization.objects.get(pk=org_id)
-    with org_context(org):
+    with acting_for_org(org_id) as org:
         services.report_process(org=org, report_id=report_id)
 
 
@@ -47,15 +45,13 @@ def process_report(*, report_id: int, org_id: int) -> None:
     retry=RetryStrategy(max_attempts=3, exponential_wait=10),
 )
 def notify_alert(*, event_id: int, org_id: int) -> None:
-    org = Organization.objects.get(pk=org_id)
-    with org_context(org):
+    with acting_for_org(org_id) as org:
         services.alert_notify(org=org, event_id=event_id)
 
 
 @app.task(queue="webhooks", name="reports.deliver_webhook", retry=WEBHOOK_RETRY)
 def deliver_webhook(*, delivery_id: int, org_id: int) -> None:
-    org = Organization.objects.get(pk=org_id)
-    with org_context(org):
+    with acting_for_org(org_id) as org:
         status = services.webhook_attempt(org=org, delivery_id=delivery_id)
     if status == "pending":
         raise DeliveryPending(f"delivery {delivery_id} not accepted yet")

@@ -15,7 +15,7 @@ from reports import selectors, services
 from reports.api.views import report_file_response
 from reports.forms import ScheduleForm, WebhookForm
 from reports.models import Report, ReportSchedule, WebhookEndpoint
-from tenants.decorators import OrgRequest, org_view
+from tenants.decorators import OrgRequest, org_object_or_404, org_view
 
 HISTORY_PAGE = 100
 DELIVERY_LOG_ROWS = 50
@@ -129,9 +129,9 @@ def report_history(request: OrgRequest) -> HttpResponse:
 @require_GET
 @org_view("reports")
 def report_download(request: OrgRequest, report_id: int, kind: str) -> HttpResponse:
-    report = Report.objects.for_org(request.org).filter(pk=report_id).first()
-    if report is None or kind not in {"pdf", "csv", "html"}:
-        raise Http404("No such report.")
+    if kind not in {"pdf", "csv", "html"}:
+        raise Http404("No such file.")
+    report = org_object_or_404(Report, org=request.org, pk=report_id)
     return report_file_response(report, kind)
 
 
@@ -162,9 +162,7 @@ def webhooks(request: OrgRequest) -> HttpResponse:
 @require_POST
 @org_view("reports")
 def webhook_delete(request: OrgRequest, endpoint_id: int) -> HttpResponse:
-    endpoint = WebhookEndpoint.objects.for_org(request.org).filter(pk=endpoint_id).first()
-    if endpoint is None:
-        raise Http404("No such webhook.")
+    endpoint = org_object_or_404(WebhookEndpoint, org=request.org, pk=endpoint_id)
     services.webhook_delete(endpoint=endpoint)
     messages.success(request, f"Webhook {endpoint.url} removed.")
     return redirect("webhooks", org_slug=request.org.slug)

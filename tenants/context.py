@@ -38,3 +38,12 @@ def org_context(org: Organization) -> Iterator[Organization]:
         yield org
     finally:
         _current_org.reset(token)
+
+
+@contextmanager
+def acting_for_org(org_id: int) -> Iterator[Organization]:
+    """For tasks and commands, which receive ids: load the org and act for it in the block."""
+    from tenants.models import Organization
+
+    with org_context(Organization.objects.get(pk=org_id)) as org:
+        yield org

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponseBase
 
 from tenants.api.base import SESSION_ORG_KEY
 from tenants.context import activate_org
-from tenants.models import Membership, Organization, User
+from tenants.models import Membership, Organization, OrgOwnedModel, User
 from tenants.roles import required_scope, role_allows
 from tenants.selectors import membership_get
 
@@ -57,3 +57,12 @@ def org_view(resource: str) -> Callable[[OrgView], Callable[..., HttpResponseBas
         return wrapped
 
     return decorator
+
+
+def org_object_or_404[M: OrgOwnedModel](model: type[M], *, org: Organization, pk: int) -> M:
+    """The org's object with this id; another org's object is "not found", like a missing one."""
+    # The stubs type a generic model's default manager by its base class; it returns M.
+    obj = cast("M | None", model._default_manager.filter(organization=org, pk=pk).first())
+    if obj is None:
+        raise Http404(f"No such {model._meta.verbose_name}.")
+    return obj

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from saas.ratelimits import limit
 from tenants import selectors, services
 from tenants.api.base import SESSION_ORG_KEY
-from tenants.decorators import OrgRequest, org_view
+from tenants.decorators import OrgRequest, org_object_or_404, org_view
 from tenants.forms import (
     ApiKeyForm,
     EmailAuthenticationForm,
@@ -188,9 +188,7 @@ def org_leave(request: OrgRequest) -> HttpResponse:
 @require_POST
 @org_view("members")
 def invitation_revoke(request: OrgRequest, invitation_id: int) -> HttpResponse:
-    invitation = Invitation.objects.for_org(request.org).filter(pk=invitation_id).first()
-    if invitation is None:
-        raise Http404("No such invitation.")
+    invitation = org_object_or_404(Invitation, org=request.org, pk=invitation_id)
     services.invitation_revoke(invitation=invitation)
     messages.success(request, f"Invitation to {invitation.email} withdrawn.")
     return redirect("members", org_slug=request.org.slug)
@@ -219,9 +217,7 @@ def api_keys(request: OrgRequest) -> HttpResponse:
 @require_POST
 @org_view("keys")
 def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
-    api_key = ApiKey.objects.for_org(request.org).filter(pk=key_id).first()
-    if api_key is None:
-        raise Http404("No such key.")
+    api_key = org_object_or_404(ApiKey, org=request.org, pk=key_id)
     services.api_key_revoke(api_key=api_key)
     messages.success(request, f"Key “{api_key.name}” revoked.")
     return redirect("api-keys", org_slug=request.org.slug)
