@@ -166,8 +166,20 @@ def test_sign_up_upload_watch_explore_correct_and_invite(
     assert "Invitation sent to jun@rizal.example" in page.locator(".messages").inner_text()
     screenshot(page, "08-members")
 
-    for name, path in [("09-anomalies", "anomalies/"), ("10-models", "models/")]:
-        page.goto(f"{base}/o/{slug}/{path}")
+    pages = [
+        ("09-anomalies", "anomalies/"),
+        ("10-models", "models/"),
+        ("13-reports", "reports/"),
+        ("14-report-history", "reports/history/"),
+        ("15-webhooks", "webhooks/"),
+        ("16-monitoring", "monitoring/"),
+        ("17-settings", "settings/"),
+        ("18-imports", "imports/"),
+    ]
+    for name, path in pages:
+        response = page.goto(f"{base}/o/{slug}/{path}")
+        assert response is not None
+        assert response.status == 200, path
         screenshot(page, name)
 
     assert console_errors == []
