@@ -148,7 +148,10 @@ def feedback_stats(
 
 
 def usage_get(*, org: Organization) -> dict[str, Any]:
-    """This month's ingested items against the plan's quota, and the plan's request rate."""
+    """This month's ingested items against the plan's quota, its API requests so far (from the
+    monitoring histograms, up to a flush interval behind), and the plan's request rate."""
+    from monitoring.selectors import org_api_request_count
+
     now = timezone.now()
     month = now.date().replace(day=1)
     items = (
@@ -165,6 +168,9 @@ def usage_get(*, org: Organization) -> dict[str, Any]:
         "items_quota": limits["items_per_month"],
         "items_remaining": max(0, int(limits["items_per_month"]) - items),
         "request_rate": limits["rate"],
+        "requests": org_api_request_count(
+            org=org, since=dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
+        ),
     }
 
 

@@ -8,11 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils.timezone import now as tz_now
 
 from monitoring.histogram import empty_counts, percentile
-from monitoring.models import InferenceTotal, RequestHour, RequestTotal, RouteAlert
+from monitoring.models import (
+    InferenceTotal,
+    RequestHour,
+    RequestMinute,
+    RequestTotal,
+    RouteAlert,
+)
 from tenants.models import Organization
 
 WINDOWS: dict[str, timedelta] = {
@@ -259,3 +265,20 @@ def inference_totals() -> list[InferenceTotal]:
 def open_alert_count() -> int:
     """How many routes are slow right now."""
     return RouteAlert.objects.filter(resolved_at=None).count()
+
+
+def org_api_request_count(*, org: Organization, since: datetime) -> int:
+    """API requests the org made since `since`, as flushed so far (a flush interval behind).
+
+    Hourly rollups up to the last rolled-up hour, minute rows after it, as in `window_span`."""
+    latest = (
+        RequestHour.objects.filter(hour__gte=since).order_by("-hour").values_list("hour", flat=True)
+    ).first()
+    boundary = since if latest is None else latest + timedelta(hours=1)
+    hours = RequestHour.objects.filter(
+        organization=org, api=True, hour__gte=since, hour__lt=boundary
+    ).aggregate(n=Sum("count"))["n"]
+    minutes = RequestMinute.objects.filter(
+        organization=org, api=True, minute__gte=boundary
+    ).aggregate(n=Sum("count"))["n"]
+    return int(hours or 0) + int(minutes or 0)

@@ -253,6 +253,21 @@ def test_stats_and_usage(api_key_client: APIClient, org: Organization) -> None:
     assert usage["items_remaining"] == 4998
 
 
+def test_usage_counts_this_months_api_requests(org: Organization) -> None:
+    from monitoring.services import monitoring_flush
+
+    _, raw = make_api_key(org, "read")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    monitoring_flush()
+    before = client.get("/api/v1/usage").json()["requests"]
+    for _ in range(3):
+        client.get("/api/v1/org")
+    monitoring_flush()
+    # The three calls plus the first /usage call itself.
+    assert client.get("/api/v1/usage").json()["requests"] == before + 4
+
+
 def test_monthly_quota_refuses_with_429_and_keeps_what_fit(
     api_key_client: APIClient, org: Organization
 ) -> None:
