@@ -47,12 +47,11 @@ def _setup() -> str:
     from tenants import services
 
     call_command("migrate", verbosity=0)
-    from tenants.models import Organization, User
+    from tenants.models import User
 
     suffix = uuid.uuid4().hex[:8]
     owner = User.objects.create_user(f"bench-{suffix}@puna.local", None)
     org = services.org_create(name=f"Bench {suffix}", owner=owner, plan="business")
-    Organization.objects.filter(pk=org.pk).update(plan="business")
     _, raw = services.api_key_create(org=org, name="bench", scope="write", created_by=owner)
     return raw
 

@@ -69,6 +69,24 @@ class ReviewOutSerializer(serializers.Serializer[Any]):
     reviewed_at = serializers.DateTimeField(allow_null=True)
 
 
+def prediction_payload(obj: Any) -> dict[str, Any]:
+    """The API's classification shape, from a stored Feedback or a runtime Prediction (they
+    carry the same prediction attribute names), so records and /classify never drift apart."""
+    return {
+        "sentiment": {"label": obj.sentiment, "scores": obj.sentiment_scores},
+        "language": {"code": obj.language, "score": obj.language_score},
+        "category": None
+        if obj.category is None
+        else {"label": obj.category, "score": obj.category_score},
+        "anomaly": {
+            "score": obj.anomaly_score,
+            "flagged": obj.flagged,
+            "reasons": list(obj.reasons),
+        },
+        "model_versions": obj.model_versions,
+    }
+
+
 class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
     sentiment = serializers.SerializerMethodField()
     language = serializers.SerializerMethodField()
@@ -99,25 +117,20 @@ class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
 
     @extend_schema_field(SentimentOutSerializer)
     def get_sentiment(self, obj: Feedback) -> dict[str, Any]:
-        return {"label": obj.sentiment, "scores": obj.sentiment_scores}
+        return dict(prediction_payload(obj)["sentiment"])
 
     @extend_schema_field(LanguageOutSerializer)
     def get_language(self, obj: Feedback) -> dict[str, Any]:
-        return {"code": obj.language, "score": obj.language_score}
+        return dict(prediction_payload(obj)["language"])
 
     @extend_schema_field(CategoryOutSerializer(allow_null=True))
     def get_category(self, obj: Feedback) -> dict[str, Any] | None:
-        if obj.category is None:
-            return None
-        return {"label": obj.category, "score": obj.category_score}
+        category: dict[str, Any] | None = prediction_payload(obj)["category"]
+        return category
 
     @extend_schema_field(AnomalyOutSerializer)
     def get_anomaly(self, obj: Feedback) -> dict[str, Any]:
-        return {
-            "score": obj.anomaly_score,
-            "flagged": obj.flagged,
-            "reasons": list(obj.reasons),
-        }
+        return dict(prediction_payload(obj)["anomaly"])
 
     @extend_schema_field(ReviewOutSerializer)
     def get_review(self, obj: Feedback) -> dict[str, Any]:

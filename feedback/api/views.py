@@ -28,6 +28,7 @@ from feedback.api.serializers import (
     FeedbackSerializer,
     ImportJobSerializer,
     StatsQuerySerializer,
+    prediction_payload,
 )
 from feedback.models import Feedback, ImportJob
 from feedback.services import FeedbackInput, QuotaExceeded
@@ -181,26 +182,7 @@ class ClassifyViewSet(OrgScopedViewSet):
         if bad:
             raise exceptions.ValidationError({"texts": bad})
         predictions = classify(org_id=self.org.pk, texts=texts)
-        return Response(
-            {
-                "results": [
-                    {
-                        "sentiment": {"label": p.sentiment, "scores": p.sentiment_scores},
-                        "language": {"code": p.language, "score": p.language_score},
-                        "category": {"label": p.category, "score": p.category_score}
-                        if p.category is not None
-                        else None,
-                        "anomaly": {
-                            "score": p.anomaly_score,
-                            "flagged": p.flagged,
-                            "reasons": list(p.reasons),
-                        },
-                        "model_versions": p.model_versions,
-                    }
-                    for p in predictions
-                ]
-            }
-        )
+        return Response({"results": [prediction_payload(p) for p in predictions]})
 
 
 class StatsViewSet(OrgScopedViewSet):
