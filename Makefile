@@ -37,7 +37,12 @@ $(ASSETS): package.json package-lock.json deploy/vendor-assets.mjs
 	npm run --silent build
 	touch $@
 
-install: $(VENV)/.synced $(ASSETS)
+# The compiled featurizer (inference/_native.c); without a C compiler the Python path runs.
+NATIVE := inference/_native$(shell $(PYTHON_BIN) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+$(NATIVE): inference/_native.c inference/native_build.py | $(VENV)/.synced
+	$(PY) -m inference.native_build
+
+install: $(VENV)/.synced $(ASSETS) $(NATIVE)
 
 # Browser tests drive Debian's Chromium (never a downloaded browser).
 CHROMIUM := /usr/bin/chromium

@@ -93,7 +93,7 @@ def _heads_only(engine: Engine) -> Callable[[list[str]], Any]:
     def run(batch: list[str]) -> Any:
         featurizer = loaded.featurizer
         rows = featurizer.transform_analyses([featurizer.analyze(normalize(t)) for t in batch])
-        return loaded.run_heads(rows, ["sentiment/probabilities", "language/probabilities"])
+        return loaded.run_heads(rows, ["sentiment", "language"])
 
     return run
 

@@ -13,6 +13,7 @@ featurizers with the same n-gram ranges (base models and an org's category model
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -23,6 +24,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from inference.native import compiled
+
+NATIVE_AVAILABLE = compiled is not None
 
 # scikit-learn's default token pattern is (?u)\b\w\w+\b; for str patterns \w is exactly
 # [\p{L}\p{N}_], and a greedy run of 2+ word characters needs no \b, so this is equivalent.
@@ -95,7 +100,9 @@ def char_text(text: str) -> str:
 
 
 def char_key(gram: str) -> int:
-    """The integer key of a char n-gram of at most ``_KEY_MAX_N`` characters (see ``_char_keys``).
+    """The integer key of a char n-gram of at most ``_KEY_MAX_N`` characters.
+
+    Keys are what ``Featurizer._char_key_table`` sorts and searches.
 
     Code points are shifted by one so that no field is 0 and grams of different lengths differ.
     """
@@ -145,18 +152,12 @@ class Featurizer:
         self.char_idf = np.asarray(char_idf, dtype=np.float64)
         self.n_word = len(self.word_terms)
         self.n_features = self.n_word + len(self.char_terms)
-        self._word_vocab = {t: i for i, t in enumerate(self.word_terms)}
-        # Char ids are stored already offset into the concatenated [word | char] space.
-        self._char_ids_offset = {t: self.n_word + i for i, t in enumerate(self.char_terms)}
         self._idf = np.concatenate([self.word_idf, self.char_idf])
-        # Sorted integer keys of the short char terms, for batch lookup with np.searchsorted.
-        short = sorted(
-            (char_key(t), self.n_word + i)
-            for i, t in enumerate(self.char_terms)
-            if len(t) <= _KEY_MAX_N
+        self._native: Any = (
+            compiled.FeatureIndex(self.word_terms, self.char_terms, self._idf, spec.word, spec.char)
+            if compiled is not None
+            else None
         )
-        self._char_keys = np.array([k for k, _ in short], dtype=np.int64)
-        self._char_key_ids = np.array([j for _, j in short], dtype=np.int64)
 
     # -- construction / serialisation -------------------------------------------------------
 
@@ -205,8 +206,47 @@ class Featurizer:
         """Word n-grams and char-analyzer text of one normalised text."""
         return Analysis(word_ngrams(text, self.spec.word), char_text(text))
 
-    def transform(self, texts: Sequence[str]) -> SparseRows:
-        """TF-IDF rows for normalised ``texts``."""
+    # The Python path's lookup tables, built on first use (the compiled path does not need them).
+
+    @functools.cached_property
+    def _word_vocab(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.word_terms)}
+
+    @functools.cached_property
+    def _char_ids_offset(self) -> dict[str, int]:
+        # Char ids are stored already offset into the concatenated [word | char] space.
+        return {t: self.n_word + i for i, t in enumerate(self.char_terms)}
+
+    @functools.cached_property
+    def _char_key_table(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        # Sorted integer keys of the short char terms, for batch lookup with np.searchsorted.
+        short = sorted(
+            (char_key(t), self.n_word + i)
+            for i, t in enumerate(self.char_terms)
+            if len(t) <= _KEY_MAX_N
+        )
+        return (
+            np.array([k for k, _ in short], dtype=np.int64),
+            np.array([j for _, j in short], dtype=np.int64),
+        )
+
+    @property
+    def native(self) -> bool:
+        """Whether :meth:`transform` runs the compiled loops (``inference/_native.c``)."""
+        return self._native is not None
+
+    def transform(self, texts: Sequence[str], *, native: bool = True) -> SparseRows:
+        """TF-IDF rows for normalised ``texts``: the compiled loops when built (unless
+        ``native=False``), else the Python path; both give the same rows bit for bit."""
+        if native and self._native is not None:
+            rows, cols, vals = self._native.transform(texts)
+            return SparseRows(
+                rows=np.frombuffer(rows, dtype=np.int64),
+                cols=np.frombuffer(cols, dtype=np.int64),
+                vals=np.frombuffer(vals, dtype=np.float64),
+                n_rows=len(texts),
+                n_cols=self.n_features,
+            )
         return self.transform_analyses([self.analyze(t) for t in texts])
 
     def transform_analyses(self, analyses: Sequence[Analysis]) -> SparseRows:
@@ -279,7 +319,7 @@ class Featurizer:
         joined = "".join(texts).encode("utf-32-le", "surrogatepass")
         codes = np.frombuffer(joined, dtype=np.uint32).astype(np.int64) + 1
         row_of = np.repeat(np.arange(n_rows, dtype=np.int64), list(map(len, texts)))
-        keys = self._char_keys
+        keys, key_ids = self._char_key_table
         for n in range(min_n, min(max_n, _KEY_MAX_N) + 1):
             windows = len(codes) - n + 1
             if windows <= 0 or len(keys) == 0:
@@ -292,7 +332,7 @@ class Featurizer:
             # A window must lie inside one text and be a known gram.
             hit = (row_of[:windows] == row_of[n - 1 : n - 1 + windows]) & (keys[at] == key)
             rows.append(row_of[:windows][hit])
-            cols.append(self._char_key_ids[at[hit]])
+            cols.append(key_ids[at[hit]])
         r = np.concatenate(rows)
         c = np.concatenate(cols)
         known = c != sentinel

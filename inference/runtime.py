@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,12 +28,15 @@ import numpy as np
 import numpy.typing as npt
 
 from inference.anomaly import AnomalyDetector, AnomalyResult
-from inference.features import Analysis, Featurizer, SparseRows
+from inference.features import Featurizer, SparseRows
+from inference.graphs import GraphError, fuse_linear_heads, merge_models
 from inference.text import MAX_CHARS, normalize
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "puna.manifest/1"
 CATEGORY_FORMAT = "puna.category/1"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,86 +80,6 @@ def _open_session(model: bytes | str, threads: int) -> Any:
 
 _PROBABILITIES = ["probabilities"]
 _NO_ANOMALY = AnomalyResult(score=0.0, flagged=False, reasons=())
-
-
-def merge_models(parts: Sequence[tuple[str, bytes, Sequence[str]]]) -> bytes:
-    """One ONNX model running several exported models side by side on shared inputs.
-
-    ``parts`` are (prefix, model bytes, outputs to keep); a kept output ``out`` of the part with
-    prefix ``p`` is named ``p/out`` in the result. Nodes not needed for a kept output are dropped
-    and every other name is prefixed, while graph inputs keep their names, so inputs of the same
-    name (the heads' sparse rows) are fed once. Each part's nodes, initializers and attributes
-    are copied unchanged, so outputs equal those of the separate models; the point is one
-    ``session.run`` per batch instead of one per model (each call has fixed overhead).
-
-    Contract: raises ``ModelError`` if two parts declare the same input with different types.
-    """
-    import onnx
-    from onnx import helper
-
-    nodes: list[Any] = []
-    initializers: list[Any] = []
-    inputs: dict[str, Any] = {}
-    outputs: list[Any] = []
-    opsets: dict[str, int] = {}
-    ir_version = 0
-    for prefix, raw, keep in parts:
-        model = onnx.load_from_string(raw)
-        graph = model.graph
-        input_names = {i.name for i in graph.input}
-        renamed = {name: f"{prefix}/{name}" for name in keep}
-
-        def rename(
-            name: str,
-            inputs_kept: set[str] = input_names,
-            out: dict[str, str] = renamed,
-            p: str = prefix,
-        ) -> str:
-            if not name or name in inputs_kept:
-                return name
-            return out.get(name, f"{p}/{name}")
-
-        needed = set(keep)
-        kept = []
-        for node in reversed(graph.node):
-            if needed.intersection(node.output):
-                kept.append(node)
-                needed.update(node.input)
-        for node in reversed(kept):
-            copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            copy.name = f"{prefix}/{node.name}"
-            copy.input[:] = [rename(n) for n in node.input]
-            copy.output[:] = [rename(n) for n in node.output]
-            nodes.append(copy)
-        for init in graph.initializer:
-            if init.name in needed:
-                copy = onnx.TensorProto()
-                copy.CopyFrom(init)
-                copy.name = rename(init.name)
-                initializers.append(copy)
-        for inp in graph.input:
-            if inp.name not in needed:
-                continue
-            if inp.name in inputs and inputs[inp.name].type != inp.type:
-                raise ModelError(f"input {inp.name!r} has different types in the merged models")
-            inputs.setdefault(inp.name, inp)
-        for out in graph.output:
-            if out.name in renamed:
-                copy = onnx.ValueInfoProto()
-                copy.CopyFrom(out)
-                copy.name = renamed[out.name]
-                outputs.append(copy)
-        for opset in model.opset_import:
-            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
-        ir_version = max(ir_version, model.ir_version)
-    merged = helper.make_model(
-        helper.make_graph(nodes, "puna_engine", list(inputs.values()), outputs, initializers),
-        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
-        ir_version=ir_version,
-    )
-    serialised: bytes = merged.SerializeToString()
-    return serialised
 
 
 def _metadata(raw: bytes) -> dict[str, str]:
@@ -244,20 +168,58 @@ def load_category_model_bytes(
 @dataclass
 class _Loaded:
     featurizer: Featurizer
-    session: Any  # every base model merged into one graph (see merge_models)
-    outputs: list[str]
+    session: Any  # every base model in one graph (see _assemble)
+    outputs: list[str]  # sentiment and language probabilities, then the forest's scores if any
     sentiment_labels: tuple[str, ...]
     language_labels: tuple[str, ...]
     anomaly: Any  # inference.anomaly.AnomalyDetector, or None when the manifest has none
     versions: dict[str, str]
+    fused: bool  # whether the heads run as one stacked head (fuse_linear_heads)
 
-    def run_heads(self, rows: SparseRows, outputs: list[str]) -> list[Any]:
-        """Run the merged graph for head ``outputs`` only; the forest gets zero rows."""
+    def run_heads(self, rows: SparseRows, tasks: Sequence[str]) -> list[Any]:
+        """Probabilities of the heads ``tasks`` ("sentiment", "language") for ``rows``; the
+        forest gets zero rows."""
         feed = _sparse_feed(rows)
         if self.anomaly is not None:
             feed[self.anomaly.input_name] = self.anomaly.empty_features()
-        result: list[Any] = self.session.run(outputs, feed)
+        names = {"sentiment": self.outputs[0], "language": self.outputs[1]}
+        result: list[Any] = self.session.run([names[t] for t in tasks], feed)
         return result
+
+
+def _assemble(
+    heads: Sequence[tuple[str, bytes]], anomaly: tuple[bytes, AnomalyDetector] | None, threads: int
+) -> tuple[Any, list[str], bool]:
+    """(session, output names, stacked) for the base models in one graph.
+
+    The heads are stacked into one (:func:`inference.graphs.fuse_linear_heads`; bit-identical
+    outputs, checked over the corpus by ``tests/inference/test_graphs.py``) and merged with the
+    forest. Heads that cannot be stacked are merged as exported (:func:`merge_models`).
+    Raises ``ModelError`` when no graph can be built.
+    """
+    forest: list[tuple[str, bytes, Sequence[str]]] = []
+    forest_out: list[str] = []
+    if anomaly is not None:
+        raw, detector = anomaly
+        forest = [("anomaly", raw, [detector.output_name])]
+        forest_out = [f"anomaly/{detector.output_name}"]
+    head_outputs = [f"{task}/probabilities" for task, _ in heads]
+    try:
+        stacked = fuse_linear_heads(heads)
+    except GraphError as exc:
+        logger.warning("running the base heads as exported: %s", exc)
+    else:
+        graph = merge_models([("heads", stacked, head_outputs), *forest])
+        return (
+            _open_session(graph, threads),
+            [f"heads/{n}" for n in head_outputs] + forest_out,
+            True,
+        )
+    try:
+        graph = merge_models([(t, raw, _PROBABILITIES) for t, raw in heads] + forest)
+    except GraphError as exc:
+        raise ModelError(str(exc)) from exc
+    return _open_session(graph, threads), head_outputs + forest_out, False
 
 
 class Engine:
@@ -307,7 +269,7 @@ class Engine:
             if self._loaded is None:
                 models = self.manifest["models"]
                 featurizer = Featurizer.from_json(self._read_verified(self.manifest["featurizer"]))
-                parts: list[tuple[str, bytes, Sequence[str]]] = []
+                heads: list[tuple[str, bytes]] = []
                 labels: dict[str, tuple[str, ...]] = {}
                 for task in ("sentiment", "language"):
                     raw = self._read_verified(models[task])
@@ -315,8 +277,9 @@ class Engine:
                     if meta.get("puna.featurizer_sha256") != self.manifest["featurizer"]["sha256"]:
                         raise ModelError(f"{task} was exported for a different featurizer")
                     labels[task] = tuple(json.loads(meta["puna.labels"]))
-                    parts.append((task, raw, _PROBABILITIES))
+                    heads.append((task, raw))
                 anomaly = None
+                forest: tuple[bytes, AnomalyDetector] | None = None
                 if "anomaly" in models:
                     raw = self._read_verified(models["anomaly"])
                     anomaly = AnomalyDetector.from_metadata(
@@ -324,9 +287,9 @@ class Engine:
                         _metadata(raw),
                         threads=self.threads,
                     )
-                    parts.append(("anomaly", raw, [anomaly.output_name]))
+                    forest = (raw, anomaly)
                 try:
-                    session = _open_session(merge_models(parts), self.threads)
+                    session, outputs, fused = _assemble(heads, forest, self.threads)
                 except ModelError:
                     raise
                 except Exception as exc:  # onnxruntime raises its own types for bad graphs
@@ -334,11 +297,12 @@ class Engine:
                 self._loaded = _Loaded(
                     featurizer=featurizer,
                     session=session,
-                    outputs=[o.name for o in session.get_outputs()],
+                    outputs=outputs,
                     sentiment_labels=labels["sentiment"],
                     language_labels=labels["language"],
                     anomaly=anomaly,
                     versions=self.model_versions,
+                    fused=fused,
                 )
             return self._loaded
 
@@ -354,26 +318,21 @@ class Engine:
         if not normalised:
             return []
         loaded = self._load()
-        featurizer = loaded.featurizer
-        analyses = [featurizer.analyze(t) for t in normalised]
-        rows = featurizer.transform_analyses(analyses)
+        rows = loaded.featurizer.transform(normalised)
         feed = _sparse_feed(rows)
         if loaded.anomaly is not None:
             screened = loaded.anomaly.prepare([t[:MAX_CHARS] for t in texts])
             feed[loaded.anomaly.input_name] = screened.features
-        # One run for every base head (and the anomaly forest): see merge_models.
-        outputs = dict(zip(loaded.outputs, loaded.session.run(loaded.outputs, feed), strict=True))
-        sentiment_p = outputs["sentiment/probabilities"]
-        language_p = outputs["language/probabilities"]
+        # One run for every base head and the anomaly forest (see _assemble).
+        sentiment_p, language_p, *forest_scores = loaded.session.run(loaded.outputs, feed)
 
         versions = dict(loaded.versions)
         categories: list[tuple[str | None, float | None]] = [(None, None)] * len(texts)
         if category_model is not None:
-            categories = _categories(category_model, featurizer, analyses, normalised)
+            categories = _categories(category_model, normalised)
             versions["category"] = category_model.version
         if loaded.anomaly is not None:
-            raw_scores = outputs[f"anomaly/{loaded.anomaly.output_name}"]
-            anomalies = loaded.anomaly.results(screened, raw_scores)
+            anomalies = loaded.anomaly.results(screened, forest_scores[0])
         else:
             anomalies = [_NO_ANOMALY] * len(texts)
 
@@ -415,7 +374,7 @@ class Engine:
         loaded = self._load()
         weights = self._sentiment_weights()
         rows = loaded.featurizer.transform([normalised])
-        (proba,) = loaded.run_heads(rows, ["sentiment/probabilities"])
+        (proba,) = loaded.run_heads(rows, ["sentiment"])
         best = proba.argmax(axis=1).tolist()
         contributions = rows.vals * weights[rows.cols, best[0]]
         order = np.argsort(-contributions, kind="stable")[:top]
@@ -463,17 +422,9 @@ def _validated(texts: list[str]) -> list[str]:
 
 
 def _categories(
-    model: CategoryModel,
-    base: Featurizer,
-    analyses: Sequence[Analysis],
-    normalised: Sequence[str],
+    model: CategoryModel, normalised: Sequence[str]
 ) -> list[tuple[str | None, float | None]]:
-    # Same n-gram ranges: reuse the base analyses and only look up the org's vocabulary.
-    if model.featurizer.spec == base.spec:
-        rows = model.featurizer.transform_analyses(analyses)
-    else:
-        rows = model.featurizer.transform(normalised)
-    best, proba = model.head.run(rows)
+    best, proba = model.head.run(model.featurizer.transform(normalised))
     return [(model.labels[b], float(p[b])) for b, p in zip(best, proba.tolist(), strict=True)]
 
 

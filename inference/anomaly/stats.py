@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from inference.native import compiled
+
 FEATURES_VERSION = 2
 FEATURE_NAMES: tuple[str, ...] = (
     "log_chars",
@@ -204,7 +206,47 @@ def _may_have_url(text: str) -> bool:
 
 
 def analyse(raw: str) -> TextAnalysis:
-    """Measure one text (see :data:`FEATURE_NAMES`); defined for any ``str``."""
+    """Measure one text (see :data:`FEATURE_NAMES`); defined for any ``str``.
+
+    Plain ASCII feedback with nothing for the optional steps to find (no control character,
+    "@", "/", possible domain or ten digits) is counted by the compiled loop when it is built
+    (``inference/_native.c``); every other text, and every text without it, by
+    :func:`analyse_python`. Both give equal analyses (``tests/inference/test_native.py``).
+    """
+    if compiled is not None:
+        fast = compiled.analyse_ascii(raw, ANALYSIS_CHARS)
+        if fast is not None:
+            (nonspace, letters, upper, digits, vowels, tokens, n_unique, max_token_len, alpha,
+             max_run, top, best_same, exclaims, caps_words, repeated_bigrams) = fast  # fmt: skip
+            return TextAnalysis(
+                text=raw,
+                n_chars=len(raw),
+                n_nonspace=nonspace,
+                letters=letters,
+                upper=upper,
+                digits=digits,
+                vowels=vowels,
+                tokens=tokens,
+                n_unique_tokens=n_unique,
+                max_token_len=max_token_len,
+                alpha_tokens=alpha,
+                nonwords=sum(map(_counts_as_nonword, alpha)),
+                max_char_run=max_run,
+                top_token_count=top,
+                max_same_token_run=best_same,
+                urls=(),
+                emails=0,
+                phones=0,
+                exclaims=exclaims,
+                emojis=0,
+                caps_words=caps_words,
+                repeated_bigram_share=repeated_bigrams,
+            )
+    return analyse_python(raw)
+
+
+def analyse_python(raw: str) -> TextAnalysis:
+    """:func:`analyse` in Python only: the reference, and the path for every text."""
     text = clean_text(raw)
     nonspace = "".join(text.split())
     is_ascii = text.isascii()
