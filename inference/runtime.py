@@ -22,7 +22,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -39,10 +39,12 @@ CATEGORY_FORMAT = "puna.category/1"
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     """Everything Puna infers about one text. Scores are probabilities in [0, 1];
-    ``sentiment_scores`` sums to 1; ``category*`` are None when no org model was given."""
+    ``sentiment_scores`` sums to 1; ``category*`` are None when no org model was given.
+
+    (A NamedTuple: one is built per text on the hot path, where a frozen dataclass's
+    per-field ``object.__setattr__`` shows.)"""
 
     sentiment: str
     sentiment_scores: dict[str, float]

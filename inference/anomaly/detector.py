@@ -7,7 +7,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +26,9 @@ MILD_ABUSE_SCORE = 0.3
 MIN_OUTLIER_CHARS = 20
 
 
-@dataclass(frozen=True)
-class AnomalyResult:
+# A NamedTuple rather than a frozen dataclass: one is built per text on the hot path, and a
+# frozen dataclass pays object.__setattr__ per field.
+class AnomalyResult(NamedTuple):
     """Verdict for one text: ``score`` in [0, 1]; ``flagged`` iff ``reasons`` is not empty."""
 
     score: float
