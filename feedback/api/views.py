@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from feedback import imports, selectors, services
+from feedback.api import items
 from feedback.api.serializers import (
     BatchInSerializer,
     BatchOutSerializer,
@@ -27,7 +28,9 @@ from feedback.api.serializers import (
     FeedbackReviewSerializer,
     FeedbackSerializer,
     ImportJobSerializer,
+    StatsOutSerializer,
     StatsQuerySerializer,
+    UsageOutSerializer,
     prediction_payload,
 )
 from feedback.models import Feedback, ImportJob
@@ -85,10 +88,13 @@ class FeedbackViewSet(
         ],
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        payload = FeedbackInSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        item = items.accept(request.data)
+        if item is None:  # unusual or invalid: the serializer decides, with its messages
+            payload = FeedbackInSerializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            item = payload.to_input()
         try:
-            result = services.feedback_ingest(org=self.org, items=[payload.to_input()])
+            result = services.feedback_ingest(org=self.org, items=[item])
         except QuotaExceeded as exc:
             raise _quota_error(exc) from exc
         if result.errors:
@@ -107,12 +113,15 @@ class FeedbackViewSet(
         positions: list[int] = []
         item_errors: dict[int, Any] = {}
         for index, raw in enumerate(payload.validated_data["items"]):
-            item = FeedbackInSerializer(data=raw)
-            if item.is_valid():
-                inputs.append(item.to_input())
-                positions.append(index)
-            else:
-                item_errors[index] = item.errors
+            accepted = items.accept(raw)
+            if accepted is None:
+                item = FeedbackInSerializer(data=raw)
+                if not item.is_valid():
+                    item_errors[index] = item.errors
+                    continue
+                accepted = item.to_input()
+            inputs.append(accepted)
+            positions.append(index)
         try:
             result = services.feedback_ingest(org=self.org, items=inputs)
         except QuotaExceeded as exc:
@@ -167,7 +176,7 @@ class ClassifyViewSet(OrgScopedViewSet):
     action_scopes = {"create": "feedback:read"}
     queryset = Feedback.objects.none()
 
-    @extend_schema(request=ClassifyInSerializer, responses=ClassifyOutSerializer)
+    @extend_schema(request=ClassifyInSerializer, responses={200: ClassifyOutSerializer})
     def create(self, request: Request) -> Response:
         payload = ClassifyInSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -193,7 +202,7 @@ class StatsViewSet(OrgScopedViewSet):
 
     @extend_schema(
         parameters=[StatsQuerySerializer],
-        responses=inline_serializer("Stats", {"total": serializers.IntegerField()}),
+        responses=StatsOutSerializer,
     )
     def list(self, request: Request) -> Response:
         query = StatsQuerySerializer(data=request.query_params)
@@ -219,7 +228,7 @@ class UsageViewSet(OrgScopedViewSet):
     # Checking usage should work even for a client that has hit its rate limit.
     throttle_classes = []
 
-    @extend_schema(responses=inline_serializer("Usage", {"items": serializers.IntegerField()}))
+    @extend_schema(responses=UsageOutSerializer)
     def list(self, request: Request) -> Response:
         return Response(selectors.usage_get(org=self.org))
 

@@ -1,0 +1,68 @@
+"""Outside a transaction, a small ingest takes its quota and inserts in one statement.
+
+These tests commit (transactional_db): inside a test transaction the service takes the long
+path, which the rest of the suite covers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from feedback import services
+from feedback.models import Feedback, UsagePeriod
+from feedback.services import FeedbackInput
+from tenants.context import org_context
+from tests.factories import make_org
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _ingest(org, *texts, external_id=None):
+    items = [FeedbackInput(text=t, external_id=external_id) for t in texts]
+    with org_context(org):
+        return services.feedback_ingest(org=org, items=items)
+
+
+def _used(org) -> int:
+    with org_context(org):
+        return sum(UsagePeriod.objects.filter(organization=org).values_list("items", flat=True))
+
+
+def test_one_statement_takes_quota_and_stores_the_rows_in_order():
+    org = make_org(name="Statement School", slug="statement")
+    assert not connection.in_atomic_block
+    with CaptureQueriesContext(connection) as queries:
+        result = _ingest(org, "first one", "second one", "third one")
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    assert len(inserts) == 1 and inserts[0].startswith("WITH quota AS")
+    assert not any(q["sql"] in ("BEGIN", "COMMIT") for q in queries.captured_queries)
+    stored = [result.created[i] for i in range(3)]
+    with org_context(org):
+        for record in stored:
+            assert Feedback.objects.get(pk=record.pk).text == record.text
+    assert [r.text for r in stored] == ["first one", "second one", "third one"]
+    assert _used(org) == 3
+
+
+def test_rows_that_do_not_all_fit_take_the_locked_path_and_store_what_fits(settings):
+    org = make_org(name="Quota School", slug="quota-school")
+    limits = {**settings.PLAN_LIMITS["free"], "items_per_month": 4}
+    settings.PLAN_LIMITS = {**settings.PLAN_LIMITS, "free": limits}
+    org.plan = "free"
+    _ingest(org, "one", "two", "three")
+    result = _ingest(org, "four", "five")
+    assert list(result.created) == [0]
+    assert "quota" in result.errors[1]
+    assert _used(org) == 4
+    with org_context(org):
+        assert Feedback.objects.filter(organization=org).count() == 4
+
+
+def test_a_known_external_id_resolves_to_the_existing_record():
+    org = make_org(name="Repeat School", slug="repeat-school")
+    first = _ingest(org, "once only", external_id="ext-1").created[0]
+    again = _ingest(org, "once only", external_id="ext-1")
+    assert again.existing[0].pk == first.pk
+    assert _used(org) == 1
