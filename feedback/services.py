@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from feedback.models import Feedback, ReviewEvent, ReviewStatus, Sentiment, UsagePeriod
@@ -285,18 +285,18 @@ def _insert(rows: list[Feedback]) -> list[Feedback]:
         # COPY into a bare temporary table, then INSERT … SELECT, which the policy checks.
         stage = f"CREATE TEMP TABLE {_STAGING} AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}; {stage}")
+        attnames = [f.attname for f in fields]
+        json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
         with cursor.cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
             for record, pk in zip(rows, ids, strict=True):
                 record.pk = pk
-                copy.write_row(
-                    [
-                        pk,
-                        *(
-                            f.get_db_prep_save(getattr(record, f.attname), connection)
-                            for f in fields
-                        ),
-                    ]
-                )
+                # COPY's text format takes JSON as its text and every other value of these
+                # fields as it is (str, int, float, bool, datetime, list of str, None), which
+                # is what get_db_prep_save would return, at a fraction of its cost per field.
+                values = [pk, *map(record.__dict__.__getitem__, attnames)]
+                for i in json_at:
+                    values[i + 1] = json.dumps(values[i + 1])
+                copy.write_row(values)
         insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGING}"  # noqa: S608
         cursor.execute(f"{insert}; DROP TABLE {_STAGING}")
     for record in rows:

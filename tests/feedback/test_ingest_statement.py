@@ -36,7 +36,8 @@ def test_one_statement_takes_quota_and_stores_the_rows_in_order():
     with CaptureQueriesContext(connection) as queries:
         result = _ingest(org, "first one", "second one", "third one")
     inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
-    assert len(inserts) == 1 and inserts[0].startswith("WITH quota AS")
+    assert len(inserts) == 1
+    assert inserts[0].startswith("WITH quota AS")
     assert not any(q["sql"] in ("BEGIN", "COMMIT") for q in queries.captured_queries)
     stored = [result.created[i] for i in range(3)]
     with org_context(org):
