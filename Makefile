@@ -9,11 +9,12 @@ UV := $(shell command -v uv 2>/dev/null || echo .data/tools/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install browser run test lint fmt typecheck check train bench image-test db-start db-stop clean
+.PHONY: help install browser run test faults lint fmt typecheck check train bench image-test db-start db-stop clean
 
 help:
 	@echo "make run        install, migrate, load the demo org, start web + worker"
 	@echo "make test       install and run the whole test suite"
+	@echo "make faults     only the fault-injection tests (PostgreSQL/Redis/worker/model faults)"
 	@echo "make check      ruff + mypy"
 	@echo "make train      rebuild the shipped ONNX models"
 	@echo "make bench      inference, middleware, ingestion and dashboard-page benchmarks"
@@ -70,6 +71,16 @@ test: install browser
 	fi; \
 	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
 	PUNA_ENV=test $(PY) -m pytest $(PYTEST_ARGS)
+
+# Fault injection (README: Faults): private PostgreSQL and Redis, real gunicorn and worker. The
+# same tests run in `make test`; this target runs only them and prints their figures.
+faults: install
+	@set -e; \
+	if [ -z "$$DATABASE_URL" ]; then \
+	  export DATABASE_URL=$$($(PY) deploy/devdb.py start); started=1; \
+	fi; \
+	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
+	PUNA_ENV=test $(PY) -m pytest tests/reliability -m faults -rP $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

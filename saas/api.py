@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -9,8 +10,17 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
-from saas.errors import PROBLEM_CONTENT_TYPE, problem
+from saas.errors import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    PROBLEM_CONTENT_TYPE,
+    database_unavailable,
+    database_unavailable_problem,
+    problem,
+)
+
+logger = logging.getLogger(__name__)
 
 _TITLES = {
     400: "Invalid request",
@@ -35,7 +45,42 @@ def _field_errors(detail: Any) -> dict[str, Any]:
     return {"non_field_errors": [detail]}
 
 
+MODELS_RETRY_AFTER_SECONDS = 30
+
+
+def _models_unavailable(exc: Exception) -> bool:
+    from inference.runtime import ModelError
+
+    return isinstance(exc, ModelError)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if database_unavailable(exc):
+        # Not our bug and not the client's: PostgreSQL is restarting or unreachable.
+        logger.warning("database unavailable: %s", exc)
+        set_rollback()
+        return Response(
+            database_unavailable_problem(),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
+    if _models_unavailable(exc):
+        # The shipped models are missing or corrupt (/readyz says which): nothing is stored
+        # unclassified, and the client is told to retry rather than shown a 500.
+        logger.error("models unavailable: %s", exc)
+        set_rollback()
+        return Response(
+            problem(
+                status=503,
+                title="Service unavailable",
+                detail="Classification is unavailable; retry later.",
+                code="models_unavailable",
+            ),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(MODELS_RETRY_AFTER_SECONDS)},
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
     # Services raise Django's ValidationError so the dashboard and the API share messages.
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else exc.messages

@@ -2,7 +2,9 @@
 
 A record is inserted (committed) before the work starts, so a concurrent retry sees it and gets
 409 instead of running twice; the outcome is saved after the work; a 5xx outcome deletes the
-record so the client can retry for real. Keys live 24 hours and belong to one org.
+record so the client can retry for real. A record left "in progress" by a request that died
+(worker killed, database gone) frees its key after ABANDONED_AFTER. Keys live 24 hours and
+belong to one org.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework import exceptions, status
 
@@ -20,6 +23,9 @@ from tenants.models import IdempotencyRecord, Organization
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+# No request runs this long (gunicorn's timeout is 30 s): a key still "in progress" after it
+# belongs to a request that died with its process or its database connection, and is free again.
+ABANDONED_AFTER = timedelta(minutes=2)
 
 
 class Replay(Exception):
@@ -49,8 +55,11 @@ def idempotency_begin(*, org: Organization, key: str, fingerprint: str) -> Idemp
         raise exceptions.ValidationError(
             {"Idempotency-Key": [f"Use 1 to {MAX_KEY_LENGTH} characters."]}
         )
+    now = timezone.now()
     IdempotencyRecord.objects.for_org(org).filter(
-        key=key, created_at__lt=timezone.now() - TTL
+        Q(created_at__lt=now - TTL)
+        | Q(status_code__isnull=True, created_at__lt=now - ABANDONED_AFTER),
+        key=key,
     ).delete()
     try:
         with transaction.atomic():

@@ -359,3 +359,32 @@ def test_a_batch_larger_than_the_whole_quota_stores_only_what_fits(
     assert [r["status"] for r in body["results"]] == ["created"] * 3 + ["error"] * 2
     assert UsagePeriod.objects.get(organization=org).items == 3
     assert Feedback.objects.count() == 3
+
+
+def test_an_idempotency_key_left_in_progress_by_a_dead_request_is_freed(
+    api_key_client: APIClient, org: Organization
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.idempotency import ABANDONED_AFTER, request_fingerprint
+    from tenants.models import IdempotencyRecord
+
+    headers = {"HTTP_IDEMPOTENCY_KEY": "died-midway"}
+    body = {"text": ENGLISH_NEGATIVE}
+    fingerprint = request_fingerprint(
+        method="POST", path="/api/v1/feedback", body=b'{"text":"%s"}' % ENGLISH_NEGATIVE.encode()
+    )
+    record = IdempotencyRecord.objects.create(
+        organization=org, key="died-midway", request_hash=fingerprint
+    )
+    # A request still running holds its key: the retry is told to wait.
+    assert _post(api_key_client, body, **headers).status_code == 409
+    # One that died (worker killed, database gone) leaves the key in progress for good.
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        created_at=timezone.now() - ABANDONED_AFTER - timedelta(seconds=1)
+    )
+    retried = _post(api_key_client, body, **headers)
+    assert retried.status_code == 201
+    assert Feedback.objects.count() == 1
