@@ -100,6 +100,12 @@ _KEYBOARD_RUNS = frozenset(
     for i in range(len(row) - 3)
 ) - {"erty", "trew", "tyui", "rtyu"}
 
+# The three tests above as single regex scans (a token is judged once per process, but every new
+# word meets them): any vowel, any keyboard run, any rare pair.
+_VOWEL_RE = re.compile("[aeiouy]")
+_KEYBOARD_RUN_RE = re.compile("|".join(sorted(_KEYBOARD_RUNS)))
+_RARE_PAIR_RE = re.compile("|".join(sorted(_RARE_PAIRS)))
+
 # --- text analysis --------------------------------------------------------------------------------
 
 
@@ -135,10 +141,10 @@ def _is_nonword(token: str) -> bool:
         return False
     runs = [len(r) for r in _VOWEL_SPLIT_RE.split(word) if r]
     return (
-        not any(ch in _VOWELS for ch in word)
+        _VOWEL_RE.search(word) is None
         or len(word) >= 30
-        or any(run in word for run in _KEYBOARD_RUNS)
-        or any(word[i : i + 2] in _RARE_PAIRS for i in range(len(word) - 1))
+        or _KEYBOARD_RUN_RE.search(word) is not None
+        or _RARE_PAIR_RE.search(word) is not None
         # "strengths" has one 5-consonant run; a mash like "ajsdhkajshd" has several long ones.
         or max(runs, default=0) >= 6
         or sum(r >= 4 for r in runs) >= 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +334,16 @@ def test_outlier_is_named_only_when_no_rule_fired(tmp_path: Path, normal_texts: 
 def test_batch_and_single_scores_agree(detector: AnomalyDetector) -> None:
     texts = [text for _, text in POSITIVES] + NEGATIVES
     assert detector.score(texts) == [detector.score([text])[0] for text in texts]
+
+
+def test_calibrating_one_value_in_python_equals_numpy_interp():
+    import random
+
+    from inference.anomaly import Calibration
+
+    calibration = Calibration(xs=(0.3, 0.42, 0.55, 1.0), ys=(0.0, 0.2, 0.5, 1.0))
+    rng = random.Random(5)
+    values = [rng.uniform(0.2, 1.1) for _ in range(20_000)] + [0.3, 0.42, 0.55, 1.0, 0.0, 2.0]
+    expected = calibration.apply(np.array(values)).tolist()
+    assert [calibration.apply_one(v) for v in values] == expected
+    assert math.isnan(calibration.apply_one(float("nan")))
