@@ -112,10 +112,12 @@ _SPLIT_PARTS_RE = re.compile(r"[^\w*]+")
 @functools.lru_cache(maxsize=1 << 16)
 def _deobfuscate(raw: str) -> tuple[str, ...]:
     """Parts of one lower-case chunk with obfuscation undone ("g@go!" -> ("gago",))."""
-    if raw.isalpha():
-        # Nothing below changes a chunk of letters only (most chunks): skip to the answer.
-        return (raw,)
     tok = raw.strip(_STRIP_CHARS)
+    bare = tok.rstrip("!.")
+    if bare.isalpha():
+        # Letters, maybe with punctuation around them (most chunks: "po.", "wifi,"): the steps
+        # below would only strip that punctuation, so skip to their answer.
+        return (bare,)
     tok = tok.lstrip("#@") if len(tok) > 1 and tok[1:2].isalpha() else tok
     tok = tok.rstrip("!.")
     if not tok:
