@@ -91,8 +91,7 @@ def _heads_only(engine: Engine) -> Callable[[list[str]], Any]:
     loaded = engine._load()
 
     def run(batch: list[str]) -> Any:
-        featurizer = loaded.featurizer
-        rows = featurizer.transform_analyses([featurizer.analyze(normalize(t)) for t in batch])
+        rows = loaded.featurizer.transform([normalize(t) for t in batch])
         return loaded.run_heads(rows, ["sentiment", "language"])
 
     return run
@@ -197,7 +196,13 @@ def _check_agreement(
 def _measure(
     fn: Callable[[list[str]], Any], texts: list[str], *, chunked: bool
 ) -> dict[str, float]:
-    fn(texts[:8])  # warm caches and lazy loads outside the timings
+    # Steady state without flattery: the lazy loads and the per-word caches (lexicon, nonword
+    # tests) warm up on every other text of the corpus, and only the texts in between are
+    # timed. A timed text was never seen; the words it shares with the others are cached, as
+    # the common words are in a worker that has been serving for a while.
+    warm, texts = texts[0::2], texts[1::2]
+    for start in range(0, len(warm), 500):
+        fn(warm[start : start + 500])
     latencies = []
     for i in range(SINGLE_CALLS):
         text = [texts[i % len(texts)]]
