@@ -118,7 +118,7 @@ def _take_quota(org: Organization, wanted: int) -> int:
     table = connection.ops.quote_name(UsagePeriod._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (organization_id, month, items) "
+            f"INSERT INTO {table} (organization_id, month, items) "  # nosec B608 # names from the model; values are params
             f"SELECT %s, %s, %s WHERE %s <= %s "
             f"ON CONFLICT (organization_id, month) DO UPDATE "
             f"SET items = {table}.items + EXCLUDED.items "
@@ -224,7 +224,7 @@ def _insert_within_quota_sql(n_rows: int) -> tuple[str, list[Any]]:
     values = ", ".join([row_sql] * n_rows)
     # Table and column names come from the models; every value is a parameter.
     sql = (
-        f"WITH quota AS (INSERT INTO {usage} (organization_id, month, items)"  # noqa: S608
+        f"WITH quota AS (INSERT INTO {usage} (organization_id, month, items)"  # noqa: S608  # nosec B608 # names from the models; values are params
         f" SELECT %s, %s, %s WHERE %s <= %s ON CONFLICT (organization_id, month)"
         f" DO UPDATE SET items = {usage}.items + EXCLUDED.items"
         f" WHERE {usage}.items + EXCLUDED.items <= %s RETURNING 1)"
@@ -283,7 +283,7 @@ def _insert(rows: list[Feedback]) -> list[Feedback]:
         ids = [row[0] for row in cursor.fetchall()]
         # PostgreSQL refuses COPY FROM into a table under row-level security (tenants/rls.py):
         # COPY into a bare temporary table, then INSERT … SELECT, which the policy checks.
-        stage = f"CREATE TEMP TABLE {_STAGING} AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608
+        stage = f"CREATE TEMP TABLE {_STAGING} AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608  # nosec B608 # names from the model
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}; {stage}")
         attnames = [f.attname for f in fields]
         json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
@@ -297,7 +297,7 @@ def _insert(rows: list[Feedback]) -> list[Feedback]:
                 for i in json_at:
                     values[i + 1] = json.dumps(values[i + 1])
                 copy.write_row(values)
-        insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGING}"  # noqa: S608
+        insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGING}"  # noqa: S608  # nosec B608 # names from the model
         cursor.execute(f"{insert}; DROP TABLE {_STAGING}")
     for record in rows:
         record._state.adding = False

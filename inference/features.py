@@ -31,7 +31,7 @@ NATIVE_AVAILABLE = compiled is not None
 
 # scikit-learn's default token pattern is (?u)\b\w\w+\b; for str patterns \w is exactly
 # [\p{L}\p{N}_], and a greedy run of 2+ word characters needs no \b, so this is equivalent.
-TOKEN_PATTERN = r"\w{2,}"  # noqa: S105 - a regex, not a password
+TOKEN_PATTERN = r"\w{2,}"  # noqa: S105  # nosec B105 # a regex, not a password
 _TOKEN = re.compile(TOKEN_PATTERN)
 # The vectorizer's char analyzer collapses runs of whitespace before slicing.
 _WHITE_SPACES = re.compile(r"\s\s+")

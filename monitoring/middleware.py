@@ -31,7 +31,7 @@ def request_id_from(header: str | None) -> str:
     """
     if header and _REQUEST_ID.fullmatch(header):
         return header
-    return f"{getrandbits(128):032x}"  # nosec B311 - unique, not secret (see above)
+    return f"{getrandbits(128):032x}"  # nosec B311 # unique, not secret
 
 
 def route_of(request: HttpRequest) -> str:
