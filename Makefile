@@ -9,13 +9,14 @@ UV := $(shell command -v uv 2>/dev/null || echo .data/tools/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install browser run test faults lint fmt typecheck check train bench image-test db-start db-stop clean
+.PHONY: help install browser run test faults security lint fmt typecheck check train bench image-test db-start db-stop clean
 
 help:
 	@echo "make run        install, migrate, load the demo org, start web + worker"
 	@echo "make test       install and run the whole test suite"
 	@echo "make faults     only the fault-injection tests (PostgreSQL/Redis/worker/model faults)"
 	@echo "make check      ruff + mypy"
+	@echo "make security   bandit + Django's deployment checks with production settings"
 	@echo "make train      rebuild the shipped ONNX models"
 	@echo "make bench      inference, middleware, ingestion and dashboard-page benchmarks"
 	@echo "make image-test build the Dockerfile with buildah and prove the image with podman (root)"
@@ -81,6 +82,21 @@ faults: install
 	fi; \
 	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
 	PUNA_ENV=test $(PY) -m pytest tests/reliability -m faults -rP $(PYTEST_ARGS)
+
+# bandit (.bandit: every accepted finding is justified on its line) and `check --deploy` with
+# production-like settings; the checks need a database, embedded when DATABASE_URL is unset.
+security: install
+	$(VENV)/bin/bandit --ini .bandit -q
+	@set -e; \
+	if [ -z "$$DATABASE_URL" ]; then \
+	  export DATABASE_URL=$$($(PY) deploy/devdb.py start); started=1; \
+	fi; \
+	trap '[ -n "$$started" ] && $(PY) deploy/devdb.py stop' EXIT; \
+	PUNA_ENV=production \
+	SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	ALLOWED_HOSTS=puna.example.com CSRF_TRUSTED_ORIGINS=https://puna.example.com \
+	EMAIL_URL=smtp+tls://puna:secret@smtp.example.com:587 \
+	$(PY) manage.py check --deploy --fail-level WARNING
 
 lint: install
 	$(VENV)/bin/ruff check .
