@@ -21,6 +21,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Anything else is folded into OTHER so a client cannot mint new series with made-up verbs.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "<unmatched>"
+_STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 def request_id_from(header: str | None) -> str:
@@ -74,7 +75,7 @@ class MonitoringMiddleware:
         recorder.record_request(
             route=route,
             method=method,
-            status_class=f"{status // 100}xx",
+            status_class=_STATUS_CLASSES[status // 100] if status < 600 else "5xx",
             org_id=org_id,
             api=api,
             duration_ms=total_ms,
