@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .data/tools/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help install browser run test faults security lint fmt typecheck check train bench image-test db-start db-stop clean
+.PHONY: help install browser run test faults security loadtest lint fmt typecheck check train bench image-test db-start db-stop clean
 
 help:
 	@echo "make run        install, migrate, load the demo org, start web + worker"
@@ -17,6 +17,7 @@ help:
 	@echo "make faults     only the fault-injection tests (PostgreSQL/Redis/worker/model faults)"
 	@echo "make check      ruff + mypy"
 	@echo "make security   bandit + Django's deployment checks with production settings"
+	@echo "make loadtest   the app under load, ~6 min (LOADTEST_ARGS=--quick for ~2 min)"
 	@echo "make train      rebuild the shipped ONNX models"
 	@echo "make bench      inference, middleware, ingestion and dashboard-page benchmarks"
 	@echo "make image-test build the Dockerfile with buildah and prove the image with podman (root)"
@@ -97,6 +98,11 @@ security: install
 	ALLOWED_HOSTS=puna.example.com CSRF_TRUSTED_ORIGINS=https://puna.example.com \
 	EMAIL_URL=smtp+tls://puna:secret@smtp.example.com:587 \
 	$(PY) manage.py check --deploy --fail-level WARNING
+
+# gunicorn + PostgreSQL + Redis + worker started the production way on loopback, under locust
+# (deploy/loadtest/). About 6 minutes; LOADTEST_ARGS=--quick for a ~2-minute smoke run.
+loadtest: install
+	$(PY) -m deploy.loadtest $(LOADTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
