@@ -287,6 +287,17 @@ def _insert(rows: list[Feedback]) -> list[Feedback]:
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}; {stage}")
         attnames = [f.attname for f in fields]
         json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
+        # Every row of a batch shares one model_versions dict: encode each object once.
+        encoded: dict[int, tuple[object, str]] = {}
+
+        def dumped(value: object) -> str:
+            hit = encoded.get(id(value))
+            if hit is not None and hit[0] is value:
+                return hit[1]
+            text = json.dumps(value)
+            encoded[id(value)] = (value, text)
+            return text
+
         with cursor.cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
             for record, pk in zip(rows, ids, strict=True):
                 record.pk = pk
@@ -295,7 +306,7 @@ def _insert(rows: list[Feedback]) -> list[Feedback]:
                 # is what get_db_prep_save would return, at a fraction of its cost per field.
                 values = [pk, *map(record.__dict__.__getitem__, attnames)]
                 for i in json_at:
-                    values[i + 1] = json.dumps(values[i + 1])
+                    values[i + 1] = dumped(values[i + 1])
                 copy.write_row(values)
         insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGING}"  # noqa: S608  # nosec B608 # names from the model
         cursor.execute(f"{insert}; DROP TABLE {_STAGING}")
