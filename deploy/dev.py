@@ -2,6 +2,11 @@
 
 Uses DATABASE_URL when set; otherwise starts the embedded PostgreSQL (deploy/devdb.py) and
 stops it again on exit. Ctrl-C stops everything.
+
+As in production (deploy/release.sh), migrations run as the tables' owner and everything else as
+the app role, which row-level security binds: on the embedded server that is `puna_app`,
+created here; with your own DATABASE_URL, set DATABASE_APP_USER/DATABASE_APP_PASSWORD to do
+the same (without them the app connects as DATABASE_URL's user).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404 # the dev runner starts our own processes
 import sys
 import time
 import urllib.request
@@ -30,13 +35,14 @@ def _port(preferred: int) -> int:
         return int(s.getsockname()[1])
 
 
-def _manage(*args: str, capture: bool = False) -> str:
-    result = subprocess.run(
+def _manage(*args: str, capture: bool = False, as_owner: bool = False) -> str:
+    result = subprocess.run(  # nosec B603 # argv list: this interpreter and manage.py
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         check=True,
         text=True,
         stdout=subprocess.PIPE if capture else None,
+        env={**os.environ, "DB_AS_OWNER": "1"} if as_owner else None,
     )
     return result.stdout or ""
 
@@ -46,26 +52,29 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = devdb.start()
         started_db = True
+        os.environ.setdefault("DATABASE_APP_USER", devdb.APP_USER)
+        os.environ.setdefault("DATABASE_APP_PASSWORD", devdb.APP_PASSWORD)
     os.environ.setdefault("PUNA_ENV", "development")
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        _manage("migrate", "--noinput", "-v", "0")
+        _manage("migrate", "--noinput", "-v", "0", as_owner=True)
+        _manage("db_app_role", capture=True, as_owner=True)
         _manage("sync_models", capture=True)
         demo = _manage("seed_demo", capture=True)
         port = _port(int(os.environ.get("PORT", "8000")))
         procs.append(
-            subprocess.Popen(
+            subprocess.Popen(  # nosec B603 # argv list: this interpreter and manage.py
                 [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
                 cwd=ROOT,
             )
         )
         procs.append(
-            subprocess.Popen([sys.executable, "manage.py", "procrastinate", "worker"], cwd=ROOT)
+            subprocess.Popen([sys.executable, "manage.py", "procrastinate", "worker"], cwd=ROOT)  # nosec B603 # fixed argv
         )
         url = f"http://127.0.0.1:{port}/"
         for _ in range(100):
             try:
-                with urllib.request.urlopen(url + "readyz", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(url + "readyz", timeout=1):  # noqa: S310  # nosec B310 # http://127.0.0.1 built above
                     break
             except OSError:
                 time.sleep(0.2)

@@ -155,7 +155,7 @@ def _seed() -> tuple[Organization, User, float]:
             )
     have = Feedback.objects.for_org(org).count()
     if have < ROWS:
-        rng = random.Random(have)  # noqa: S311 - made-up data, reproducible on purpose
+        rng = random.Random(have)  # noqa: S311  # nosec B311 # made-up benchmark data, reproducible on purpose
         now = timezone.now()
         print(f"seeding {ROWS - have} feedback rows into {ORG_NAME!r}...", flush=True)
         for chunk_start in range(have, ROWS, CHUNK):

@@ -36,7 +36,38 @@ TEXT_COLUMN_GUESSES = ("text", "feedback", "comment", "comments", "message", "re
 csv.field_size_limit(2 * 1024 * 1024)
 
 
+# Archives renamed to .csv. Refused by their signature: Puna never decompresses an upload, so
+# a zip bomb is just a few kilobytes of refused bytes.
+_ARCHIVE_SIGNATURES = {
+    b"PK\x03\x04": "zip",
+    b"PK\x05\x06": "zip",
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"7z\xbc\xaf\x27\x1c": "7z",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+_SHOWN_NAME_CHARS = 60
+_SHOWN_COLUMNS = 20
+
+
 def _decode(content: bytes) -> str:
+    for signature, kind in _ARCHIVE_SIGNATURES.items():
+        if content.startswith(signature):
+            raise ValidationError(
+                {"file": [f"This is a {kind} archive, not a CSV. Extract it and upload the CSV."]}
+            )
+    # PostgreSQL cannot store NUL in text, and a CSV with NUL bytes is UTF-16 or not text.
+    nul = content.find(b"\x00")
+    if nul != -1:
+        raise ValidationError(
+            {
+                "file": [
+                    f"The file contains a NUL byte (at position {nul}): it is not a UTF-8 text "
+                    "file. Save it as 'CSV UTF-8' and upload again."
+                ]
+            }
+        )
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -78,19 +109,29 @@ def suggest_mapping(header: list[str]) -> dict[str, Any]:
     return mapping
 
 
+def _shown(name: Any) -> str:
+    """A column name or mapping key as quoted in an error message, cut to a readable length
+    (a 1 MB header line must not come back as a 1 MB error)."""
+    text = str(name)
+    return repr(text if len(text) <= _SHOWN_NAME_CHARS else text[:_SHOWN_NAME_CHARS] + "…")
+
+
 def _check_mapping(header: list[str], mapping: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
-    unknown_targets = sorted(set(mapping) - {*MAPPABLE, "metadata"})
+    unknown_targets = sorted(str(key) for key in set(mapping) - {*MAPPABLE, "metadata"})
     if unknown_targets:
-        errors["mapping"] = [f"Unknown mapping keys: {', '.join(unknown_targets)}."]
+        shown = ", ".join(_shown(key) for key in unknown_targets[:_SHOWN_COLUMNS])
+        errors["mapping"] = [f"Unknown mapping keys: {shown}."]
     if "text" not in mapping:
+        columns = ", ".join(_shown(column) for column in header[:_SHOWN_COLUMNS])
+        more = f" and {len(header) - _SHOWN_COLUMNS} more" if len(header) > _SHOWN_COLUMNS else ""
         errors["mapping.text"] = [
-            f"Say which column holds the text; the columns are: {', '.join(header)}."
+            f"Say which column holds the text; the columns are: {columns}{more}."
         ]
     for target in MAPPABLE:
         column = mapping.get(target)
         if column is not None and column not in header:
-            errors[f"mapping.{target}"] = [f"There is no column named {column!r}."]
+            errors[f"mapping.{target}"] = [f"There is no column named {_shown(column)}."]
     metadata = mapping.get("metadata", "*")
     if metadata != "*" and not (
         isinstance(metadata, list) and all(isinstance(c, str) and c in header for c in metadata)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Status
 
 from feedback import imports
 from tenants.context import acting_for_org
+
+logger = logging.getLogger(__name__)
 
 # A worker that dies stops sending heartbeats; its jobs are handed back after this long.
 STALLED_AFTER_SECONDS = 60
@@ -29,4 +35,13 @@ async def retry_stalled_jobs(timestamp: int) -> None:
     for job in await app.job_manager.get_stalled_jobs(
         seconds_since_heartbeat=STALLED_AFTER_SECONDS
     ):
-        await app.job_manager.retry_job(job)
+        try:
+            await app.job_manager.retry_job(job)
+        except UniqueViolation as exc:
+            if "queueing_lock" not in (exc.constraint_name or ""):
+                raise
+            # A twin with the same queueing lock was queued meanwhile (the minute's report
+            # dispatch re-queues unfinished reports). It does the same work, but cannot start
+            # while this one holds their shared lock: end this one so the twin runs.
+            logger.warning("stalled job %s is queued again as a new job; ending it", job.id)
+            await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)

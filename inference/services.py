@@ -22,7 +22,8 @@ from inference.models import (
     VersionStatus,
 )
 from inference.text import normalize
-from tenants.models import Organization, User
+from tenants.audit import audit_record
+from tenants.models import AuditAction, Organization, User
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,14 @@ def training_run_execute(*, org: Organization, run_id: int) -> TrainingRun:
         run.finished_at = timezone.now()
         run.error = ""
         run.save(update_fields=["status", "model_version", "finished_at", "error"])
+        audit_record(
+            org=org,
+            action=AuditAction.MODEL_TRAINED,
+            target=version,
+            target_label=version.version,
+            metadata={"label_set": run.label_set.name, "run_id": run.pk},
+            user=run.requested_by,
+        )
     return run
 
 
@@ -184,6 +193,20 @@ def model_version_activate(*, org: Organization | None, version: ModelVersion) -
 
     Running processes notice within seconds (see inference.classify), no restart needed.
     """
+    previous = _activate(org=org, version=version)
+    if org is not None:
+        audit_record(
+            org=org,
+            action=AuditAction.MODEL_ACTIVATED,
+            target=version,
+            target_label=version.version,
+            metadata={"task": version.task, "previous": previous},
+        )
+    return version
+
+
+def _activate(*, org: Organization | None, version: ModelVersion) -> list[str]:
+    """Activate `version`, retiring the active one; returns the retired versions' names."""
     if version.organization_id != (org.pk if org else None):
         raise ValidationError({"version": "No such model version."})
     current = (
@@ -191,11 +214,12 @@ def model_version_activate(*, org: Organization | None, version: ModelVersion) -
         .filter(task=version.task, organization=org, status=VersionStatus.ACTIVE)
         .exclude(pk=version.pk)
     )
+    retired = list(current.values_list("version", flat=True))
     current.update(status=VersionStatus.RETIRED)
     version.status = VersionStatus.ACTIVE
     version.activated_at = timezone.now()
     version.save(update_fields=["status", "activated_at"])
-    return version
+    return retired
 
 
 @transaction.atomic
@@ -221,15 +245,29 @@ def model_version_rollback(*, org: Organization | None, task: str) -> ModelVersi
     if current is not None:
         current.status = VersionStatus.RETIRED
         current.save(update_fields=["status"])
-    return model_version_activate(org=org, version=previous)
+    _activate(org=org, version=previous)
+    if org is not None:
+        audit_record(
+            org=org,
+            action=AuditAction.MODEL_ROLLED_BACK,
+            target=previous,
+            target_label=previous.version,
+            metadata={"task": task, "from": current.version if current is not None else None},
+        )
+    return previous
 
 
 @transaction.atomic
 def model_version_deactivate(*, org: Organization, task: str) -> None:
     """Stop using the org's own model for `task` (predictions fall back to none)."""
-    ModelVersion.objects.filter(task=task, organization=org, status=VersionStatus.ACTIVE).update(
-        status=VersionStatus.RETIRED
-    )
+    active = ModelVersion.objects.filter(task=task, organization=org, status=VersionStatus.ACTIVE)
+    retired = list(active.values_list("version", flat=True))
+    if active.update(status=VersionStatus.RETIRED):
+        audit_record(
+            org=org,
+            action=AuditAction.MODEL_DEACTIVATED,
+            metadata={"task": task, "retired": retired},
+        )
 
 
 def base_models_sync(*, model_dir: Path | None = None) -> list[ModelVersion]:

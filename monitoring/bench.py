@@ -180,6 +180,9 @@ def run(*, rounds: int, scale: float) -> dict[str, Samples]:
         for endpoint in endpoints:  # warm-up: imports, templates, connections, caches
             _time_block(sides, endpoint, {label: [] for label in SIDES})
         gc.collect()
+        # As in a gunicorn worker after start-up (deploy/gunicorn.conf.py, post_worker_init):
+        # what was loaded so far is out of the collector's way.
+        gc.freeze()
         for _ in range(rounds):
             for endpoint in endpoints:
                 _time_block(sides, endpoint, samples[endpoint.name])

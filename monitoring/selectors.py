@@ -197,7 +197,7 @@ def inference_stats(*, window: str) -> list[InferenceStats]:
     histograms = _histograms(rows=_INFERENCE_ROWS, keys="model, version", params=params)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH rows AS ({_INFERENCE_ROWS}) "  # noqa: S608 - fixed fragment
+            f"WITH rows AS ({_INFERENCE_ROWS}) "  # noqa: S608  # nosec B608 # a fixed fragment of ours
             "SELECT model, version, sum(count), sum(duration_sum_ms) FROM rows "
             "GROUP BY model, version",
             params,

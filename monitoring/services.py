@@ -23,6 +23,7 @@ from monitoring.models import (
     RouteAlert,
 )
 from monitoring.recorder import Aggregate, Batch, Recorder, recorder
+from tenants.context import dangerously_all_orgs
 from tenants.models import User
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,11 @@ def monitoring_flush(*, recorder: Recorder = recorder) -> int:
         return 0
     minute_rows, total_rows, inference_rows, inference_total_rows = _batch_rows(batch)
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with (
+            dangerously_all_orgs("one flush carries every org's request minutes"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             for sql, rows in (
                 (_UPSERT_REQUEST_MINUTE, minute_rows),
                 (_UPSERT_REQUEST_TOTAL, total_rows),
@@ -195,7 +200,11 @@ def monitoring_rollup(*, now: datetime | None = None, hours: int = 3) -> int:
     idempotent. Returns the number of hourly rows written."""
     end = _floor_hour(now or tz_now())
     start = end - timedelta(hours=hours)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with (
+        dangerously_all_orgs("rollups cover every org's minutes"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(_ROLLUP_REQUESTS, [start, end])
         written = int(cursor.rowcount)
         cursor.execute(_ROLLUP_INFERENCE, [start, end])
@@ -209,13 +218,15 @@ def monitoring_prune(*, now: datetime | None = None) -> dict[str, int]:
     moment = now or tz_now()
     minute_cutoff = moment - MINUTE_RETENTION
     hour_cutoff = _months_before(moment, HOUR_RETENTION_MONTHS)
-    return {
-        "request_minutes": RequestMinute.objects.filter(minute__lt=minute_cutoff).delete()[0],
-        "inference_minutes": InferenceMinute.objects.filter(minute__lt=minute_cutoff).delete()[0],
-        "request_hours": RequestHour.objects.filter(hour__lt=hour_cutoff).delete()[0],
-        "inference_hours": InferenceHour.objects.filter(hour__lt=hour_cutoff).delete()[0],
-        "alerts": RouteAlert.objects.filter(resolved_at__lt=hour_cutoff).delete()[0],
+    expired = {
+        "request_minutes": RequestMinute.objects.filter(minute__lt=minute_cutoff),
+        "inference_minutes": InferenceMinute.objects.filter(minute__lt=minute_cutoff),
+        "request_hours": RequestHour.objects.filter(hour__lt=hour_cutoff),
+        "inference_hours": InferenceHour.objects.filter(hour__lt=hour_cutoff),
+        "alerts": RouteAlert.objects.filter(resolved_at__lt=hour_cutoff),
     }
+    with dangerously_all_orgs("retention applies to every org's rows"):
+        return {table: rows.delete()[0] for table, rows in expired.items()}
 
 
 def _alert_notify(*, alert: RouteAlert) -> None:
@@ -253,7 +264,9 @@ def alert_evaluate(*, now: datetime | None = None) -> list[RouteAlert]:
     latest = end - timedelta(minutes=1)
 
     breaching: dict[tuple[str, str], float] = {}
-    for route_key, by_minute in selectors.route_minute_histograms(start=start, end=end).items():
+    with dangerously_all_orgs("a route's latency sums every org's requests"):
+        histograms = selectors.route_minute_histograms(start=start, end=end)
+    for route_key, by_minute in histograms.items():
         p95s = {
             minute: percentile(counts, 0.95) or 0.0
             for minute, (count, counts) in by_minute.items()

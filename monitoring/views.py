@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from monitoring import selectors
 from monitoring.metrics import CONTENT_TYPE, metrics_render
+from tenants.context import dangerously_all_orgs
 from tenants.decorators import OrgRequest, org_view
 
 SLOWEST_ROUTES = 10
@@ -44,25 +45,22 @@ def ops_monitoring(request: HttpRequest) -> HttpResponse:
     if not (request.user.is_authenticated and request.user.is_staff):
         raise Http404
     window = _window(request)
-    routes = selectors.route_stats(window=window)
-    slowest = sorted((r for r in routes if r.p95_ms is not None), key=lambda r: -(r.p95_ms or 0.0))[
-        :SLOWEST_ROUTES
-    ]
-    return render(
-        request,
-        "monitoring/ops.html",
-        {
+    with dangerously_all_orgs("the staff-only operators' page sums every org's traffic"):
+        routes = selectors.route_stats(window=window)
+        context = {
             "window": window,
             "windows": list(selectors.WINDOWS),
             "routes": routes,
-            "slowest": slowest,
+            "slowest": sorted(
+                (r for r in routes if r.p95_ms is not None), key=lambda r: -(r.p95_ms or 0.0)
+            )[:SLOWEST_ROUTES],
             "inference": selectors.inference_stats(window=window),
             "jobs": selectors.job_backlog(),
             "alerts": selectors.alert_list(),
             "alert_threshold_ms": settings.MONITORING_P95_ALERT_MS,
             "alert_minutes": settings.MONITORING_ALERT_MINUTES,
-        },
-    )
+        }
+    return render(request, "monitoring/ops.html", context)
 
 
 @never_cache

@@ -49,7 +49,7 @@ class ScheduleForm(forms.Form):
     def __init__(self, *args: Any, org: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["recipient_member_ids"]
-        assert isinstance(field, forms.TypedMultipleChoiceField)  # noqa: S101 - declared above
+        assert isinstance(field, forms.TypedMultipleChoiceField)  # noqa: S101  # nosec B101 # type narrowing; declared above
         field.choices = [(m.pk, m.user.email) for m in member_list(org=org)]
 
     def clean_recipient_emails(self) -> list[str]:

@@ -77,7 +77,7 @@ def is_due_day(rule: Rule, day: dt.date) -> bool:
         return True
     if rule.frequency == Frequency.WEEKLY:
         return day.weekday() == rule.weekday
-    assert rule.day_of_month is not None  # noqa: S101 - checked in Rule
+    assert rule.day_of_month is not None  # noqa: S101  # nosec B101 # type narrowing; Rule validates it
     return day == _month_day(day.year, day.month, rule.day_of_month)
 
 
@@ -86,10 +86,10 @@ def previous_due_day(rule: Rule, day: dt.date) -> dt.date:
     if rule.frequency == Frequency.DAILY:
         return day - dt.timedelta(days=1)
     if rule.frequency == Frequency.WEEKLY:
-        assert rule.weekday is not None  # noqa: S101 - checked in Rule
+        assert rule.weekday is not None  # noqa: S101  # nosec B101 # type narrowing; Rule validates it
         back = (day.weekday() - rule.weekday) % 7 or 7
         return day - dt.timedelta(days=back)
-    assert rule.day_of_month is not None  # noqa: S101 - checked in Rule
+    assert rule.day_of_month is not None  # noqa: S101  # nosec B101 # type narrowing; Rule validates it
     this_month = _month_day(day.year, day.month, rule.day_of_month)
     if this_month < day:
         return this_month

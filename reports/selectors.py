@@ -153,7 +153,7 @@ def _flagged_by_reason(ids_qs: QuerySet[Feedback]) -> dict[str, int]:
     sql, params = ids_qs.filter(flagged=True).order_by().values("id").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT reason, count(*) FROM feedback_feedback f, unnest(f.reasons) AS reason "  # noqa: S608 - sql is Django's own
+            "SELECT reason, count(*) FROM feedback_feedback f, unnest(f.reasons) AS reason "  # noqa: S608  # nosec B608 # sql is Django's own, values are params
             f"WHERE f.id IN ({sql}) GROUP BY reason ORDER BY count(*) DESC, reason",
             params,
         )

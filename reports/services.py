@@ -60,7 +60,9 @@ from reports.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from tenants.models import Membership, Organization, User
+from tenants.audit import audit_record
+from tenants.context import dangerously_all_orgs, org_context
+from tenants.models import AuditAction, Membership, Organization, User
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +179,19 @@ def schedule_create(
         organization=org, enabled=enabled, created_by=created_by, **values
     )
     created.recipient_members.set(members)
+    audit_record(
+        org=org,
+        action=AuditAction.REPORT_SCHEDULE_CREATED,
+        target=created,
+        target_label=created.name,
+        metadata={"frequency": created.frequency, "recipients": _recipient_count(created, members)},
+        user=created_by,
+    )
     return created
+
+
+def _recipient_count(s: ReportSchedule, members: list[Membership]) -> int:
+    return len(members) + len(s.recipient_emails)
 
 
 @transaction.atomic
@@ -208,12 +222,25 @@ def schedule_update(*, schedule: ReportSchedule, changes: dict[str, Any]) -> Rep
     schedule.updated_at = timezone.now()
     schedule.save(update_fields=[*values, "enabled", "updated_at"])
     schedule.recipient_members.set(members)
+    audit_record(
+        org=org,
+        action=AuditAction.REPORT_SCHEDULE_UPDATED,
+        target=schedule,
+        target_label=schedule.name,
+        metadata={"fields": sorted(changes)},
+    )
     return schedule
 
 
 @transaction.atomic
 def schedule_delete(*, schedule: ReportSchedule) -> None:
     """Delete a schedule; its past reports stay in the history (detached)."""
+    audit_record(
+        org=schedule.organization,
+        action=AuditAction.REPORT_SCHEDULE_DELETED,
+        target=schedule,
+        target_label=schedule.name,
+    )
     schedule.delete()
 
 
@@ -227,7 +254,11 @@ def reports_claim_due(*, now: dt.datetime | None = None) -> list[tuple[int, int]
     Not one transaction on purpose: each claim is a single INSERT ... ON CONFLICT DO NOTHING
     that commits on its own, so one broken schedule cannot hold back the others.
     """
-    now = now or timezone.now()
+    with dangerously_all_orgs("the scheduler claims every org's due reports"):
+        return _reports_claim_due(now or timezone.now())
+
+
+def _reports_claim_due(now: dt.datetime) -> list[tuple[int, int]]:
     claims = []
     for s in ReportSchedule.objects.filter(enabled=True).select_related("organization"):
         try:
@@ -433,6 +464,28 @@ def report_send_now(*, schedule: ReportSchedule, now: dt.datetime | None = None)
     return report
 
 
+def report_export(*, report: Report, kind: str) -> tuple[bytes | str, str]:
+    """A built report's `pdf`, `csv` or `html` as (content, mimetype); every download is
+    recorded in the org's audit trail (reports carry the org's feedback numbers)."""
+    content: bytes | str
+    if kind == "csv":
+        content, mimetype = report.csv, "text/csv; charset=utf-8"
+    elif kind == "html":
+        content, mimetype = report.html, "text/html; charset=utf-8"
+    elif kind == "pdf":
+        content, mimetype = bytes(report.pdf), "application/pdf"
+    else:
+        raise ValidationError({"file": "Choose pdf, csv or html."})
+    audit_record(
+        org=report.organization,
+        action=AuditAction.EXPORT_DOWNLOADED,
+        target=report,
+        target_label=f"{report.file_stem}.{kind}",
+        metadata={"export": "report", "format": kind},
+    )
+    return content, mimetype
+
+
 def _latest_period(s: ReportSchedule, now: dt.datetime) -> schedule.Period:
     tz = ZoneInfo(s.organization.timezone)
     rule = s.rule()
@@ -506,6 +559,14 @@ def webhook_create(
     endpoint = WebhookEndpoint.objects.create(
         organization=org, secret=secret, enabled=enabled, created_by=created_by, **values
     )
+    audit_record(
+        org=org,
+        action=AuditAction.WEBHOOK_CREATED,
+        target=endpoint,
+        target_label=endpoint.url,
+        metadata={"events": endpoint.events},
+        user=created_by,
+    )
     return endpoint, secret
 
 
@@ -527,6 +588,13 @@ def webhook_update(*, endpoint: WebhookEndpoint, changes: dict[str, Any]) -> Web
         setattr(endpoint, field, value)
     endpoint.enabled = bool(changes.get("enabled", endpoint.enabled))
     endpoint.save(update_fields=[*values, "enabled"])
+    audit_record(
+        org=endpoint.organization,
+        action=AuditAction.WEBHOOK_UPDATED,
+        target=endpoint,
+        target_label=endpoint.url,
+        metadata={"fields": sorted(changes)},
+    )
     return endpoint
 
 
@@ -535,12 +603,24 @@ def webhook_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
     """Replace the signing secret; returns the new one, shown only now."""
     endpoint.secret = _new_secret()
     endpoint.save(update_fields=["secret"])
+    audit_record(
+        org=endpoint.organization,
+        action=AuditAction.WEBHOOK_SECRET_ROTATED,
+        target=endpoint,
+        target_label=endpoint.url,
+    )
     return endpoint.secret
 
 
 @transaction.atomic
 def webhook_delete(*, endpoint: WebhookEndpoint) -> None:
     """Remove an endpoint and its delivery log."""
+    audit_record(
+        org=endpoint.organization,
+        action=AuditAction.WEBHOOK_DELETED,
+        target=endpoint,
+        target_label=endpoint.url,
+    )
     endpoint.delete()
 
 
@@ -646,40 +726,44 @@ def webhooks_flagged_scan(*, now: dt.datetime | None = None) -> int:
     """
     now = now or timezone.now()
     queued = 0
-    endpoints = WebhookEndpoint.objects.filter(
-        enabled=True, events__contains=[WebhookEvent.FEEDBACK_FLAGGED]
-    ).select_related("organization")
+    with dangerously_all_orgs("the scan finds every org's subscribed endpoints"):
+        endpoints = list(
+            WebhookEndpoint.objects.filter(
+                enabled=True, events__contains=[WebhookEvent.FEEDBACK_FLAGGED]
+            ).select_related("organization")
+        )
     by_org: dict[int, tuple[Organization, dt.datetime]] = {}
     for endpoint in endpoints:
         since = max(endpoint.created_at, now - FLAGGED_LOOKBACK)
         org, earliest = by_org.get(endpoint.organization_id, (endpoint.organization, since))
         by_org[endpoint.organization_id] = (org, min(earliest, since))
     for org, since in by_org.values():
-        items = selectors.flagged_feedback_since(org=org, since=since, limit=FLAGGED_BATCH)
-        known = set(
-            WebhookDelivery.objects.for_org(org)
-            .filter(event_id__in=[f"feedback.flagged:{fb.pk}" for fb in items])
-            .values_list("event_id", flat=True)
-        )
-        for fb in items:
-            event_id = f"feedback.flagged:{fb.pk}"
-            if event_id in known:
-                continue
-            queued += len(
-                webhook_emit(
-                    org=org,
-                    event=WebhookEvent.FEEDBACK_FLAGGED,
-                    event_id=event_id,
-                    data={
-                        "feedback_id": fb.pk,
-                        "source": fb.source,
-                        "reasons": list(fb.reasons),
-                        "anomaly_score": fb.anomaly_score,
-                        "received_at": fb.received_at.isoformat(),
-                        "text": fb.text,
-                    },
-                )
+        with org_context(org):
+            items = selectors.flagged_feedback_since(org=org, since=since, limit=FLAGGED_BATCH)
+            known = set(
+                WebhookDelivery.objects.for_org(org)
+                .filter(event_id__in=[f"feedback.flagged:{fb.pk}" for fb in items])
+                .values_list("event_id", flat=True)
             )
+            for fb in items:
+                event_id = f"feedback.flagged:{fb.pk}"
+                if event_id in known:
+                    continue
+                queued += len(
+                    webhook_emit(
+                        org=org,
+                        event=WebhookEvent.FEEDBACK_FLAGGED,
+                        event_id=event_id,
+                        data={
+                            "feedback_id": fb.pk,
+                            "source": fb.source,
+                            "reasons": list(fb.reasons),
+                            "anomaly_score": fb.anomaly_score,
+                            "received_at": fb.received_at.isoformat(),
+                            "text": fb.text,
+                        },
+                    )
+                )
     return queued
 
 
@@ -762,9 +846,10 @@ def alerts_detect_all(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     count = 0
     for org in Organization.objects.order_by("pk"):
-        if not selectors.has_recent_feedback(org=org, since=now - dt.timedelta(days=1)):
-            continue
-        count += len(alerts_detect(org=org, now=now))
+        with org_context(org):
+            if not selectors.has_recent_feedback(org=org, since=now - dt.timedelta(days=1)):
+                continue
+            count += len(alerts_detect(org=org, now=now))
     return count
 
 

@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -129,6 +130,11 @@ class _ReusingRedisCacheClient(RedisCacheClient):
     """Django's client builds a `redis.Redis` per cache operation, and building one fills a
     170-entry case-insensitive callbacks table (about 100 µs, twice per rate-limited request).
     A `redis.Redis` is only a thread-safe handle on its connection pool, so one per pool does."""
+
+    # Django's own helpers, which django-stubs leaves out (annotations only: no new attributes).
+    _get_connection_pool_index: Callable[[bool], int]
+    _get_connection_pool: Callable[[bool], Any]
+    _client: Callable[..., Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
-from saas.errors import problem_response
-from tenants.context import deactivate_org
+from saas.errors import (
+    database_unavailable,
+    database_unavailable_response,
+    problem_response,
+)
+from saas.ratelimits import client_ip
+from tenants.audit import audit_actor_clear, audit_request_begin
+from tenants.context import dangerously_all_orgs, without_org
+
+_logger = logging.getLogger(__name__)
 
 _PATH_LIMITS = [
     (re.compile(pattern), limit)
@@ -53,14 +63,47 @@ class RequestBodyLimitMiddleware:
 
 
 class OrgContextResetMiddleware:
-    """Make sure no request inherits the previous request's org on a reused thread."""
+    """Make sure no request inherits the previous request's org (or audit actor) on a reused
+    thread."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.admin_prefix = reverse("admin:index")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Every request starts acting for no org, so row-level security shows it no org-owned
+        # row until the API base viewset or `org_view` resolves its org; afterwards the state is
+        # what it was before (no org, in a server). The database setting follows the context
+        # statement by statement (tenants/rls.py), so a reused connection never carries one
+        # request's org into the next. A streamed body is read after this returns: it acts for
+        # its org itself (`tenants.context.streamed_for_org`).
+        audit_request_begin(ip_address=client_ip(request))
+        try:
+            with without_org():
+                if not request.path.startswith(self.admin_prefix):
+                    return self.get_response(request)
+                # The admin lets staff (only: it checks) browse every org's rows.
+                with dangerously_all_orgs("Django's admin, for staff, lists every org's rows"):
+                    return self.get_response(request)
+        finally:
+            audit_actor_clear()
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose view finds PostgreSQL unreachable answers 503 with Retry-After, not 500.
+
+    The API maps the same errors in its exception handler (saas/api.py); errors raised outside a
+    view reach `saas.errors.server_error`, which does the same.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        deactivate_org()
-        try:
-            return self.get_response(request)
-        finally:
-            deactivate_org()
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not database_unavailable(exception):
+            return None
+        _logger.warning("database unavailable: %s %s: %s", request.method, request.path, exception)
+        return database_unavailable_response(request)

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "monitoring.middleware.MonitoringMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "saas.middleware.RequestBodyLimitMiddleware",
+    "saas.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -129,7 +130,31 @@ DATABASES["default"]["OPTIONS"].update(
         "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=5),
     }
 )
+# No statement runs or waits for a lock longer than these (seconds, 0 = no limit), so a request
+# stuck on a slow query or a lock queue gets a 503 (saas/errors.py) before gunicorn's timeout
+# (30 s) kills its worker. Raise them for a migration or a job that needs longer.
+_DB_TIMEOUTS = (
+    f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT', default=20) * 1000} "
+    f"-c lock_timeout={env.int('DB_LOCK_TIMEOUT', default=10) * 1000}"
+)
+DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+    filter(None, [DATABASES["default"]["OPTIONS"].get("options", ""), _DB_TIMEOUTS])
+)
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_puna")}
+# Row-level security (tenants/rls.py) only binds a role that neither owns the tables nor bypasses
+# RLS. DATABASE_URL is the database as the platform hands it out, i.e. as its owner; with
+# DATABASE_APP_USER set, the app connects to the same database as that role instead, and only
+# the release step connects as the owner (DB_AS_OWNER=1: migrate, then `db_app_role` creates and
+# grants the app role). Without DATABASE_APP_USER the app connects as the owner and RLS is not
+# enforced: `check --deploy --database default` warns (tenants.checks).
+DATABASE_APP_USER: str = env.str("DATABASE_APP_USER", default="")
+DATABASE_APP_PASSWORD: str = env.str("DATABASE_APP_PASSWORD", default="")
+DB_AS_OWNER: bool = env.bool("DB_AS_OWNER", default=False)
+if DATABASE_APP_USER and not DB_AS_OWNER:
+    DATABASES["default"]["USER"] = DATABASE_APP_USER
+    DATABASES["default"]["PASSWORD"] = DATABASE_APP_PASSWORD
+# Django's backend plus the per-statement `puna.org_id` setting that RLS reads.
+DATABASES["default"]["ENGINE"] = "tenants.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache: shared counters for rate limits -------------------------------------------------
@@ -238,8 +263,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["saas.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "saas.openapi.PunaAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "saas.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "saas.api.exception_handler",
@@ -313,6 +338,10 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SESSION_COOKIE_HTTPONLY = True
+# Lax (Django's default, stated so review sees it): cookies ride top-level navigations only, so a
+# cross-site form POST arrives without the session; CSRF tokens are the second lock.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = PRODUCTION
@@ -351,7 +380,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "plain": {
+            "()": "monitoring.logging.PlainFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         "json": {"()": "monitoring.logging.JsonFormatter"},
     },
     # The filter gives every line, not only ours, the request id and org id.

@@ -79,6 +79,7 @@ org_patterns: list[URLPattern | URLResolver] = [
     path("api-keys/", tenant_views.api_keys, name="api-keys"),
     path("api-keys/<int:key_id>/revoke/", tenant_views.api_key_revoke, name="api-key-revoke"),
     path("settings/", tenant_views.org_settings, name="org-settings"),
+    path("audit/", tenant_views.audit_log, name="audit-log"),
     path("monitoring/", monitoring_views.org_monitoring, name="org-monitoring"),
     path("", include("reports.urls")),
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
-from tenants.models import ApiKey, Invitation, Membership, Organization, User
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
 
 
 @admin.register(User)
@@ -54,3 +57,23 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     list_display = ("name", "organization", "prefix", "scope", "last_used_at", "revoked_at")
     list_filter = ("organization", "scope")
     readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+    """Read-only: the trail is append-only, for operators as for everyone else."""
+
+    list_display = ("created_at", "organization", "actor_label", "action", "target_label")
+    list_filter = ("action",)
+    search_fields = ("actor_label", "target_label", "organization__slug")
+    raw_id_fields = ("organization", "actor_user", "actor_api_key")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseBase
 
 from tenants.api.base import SESSION_ORG_KEY
+from tenants.audit import audit_actor_set
 from tenants.context import activate_org
 from tenants.models import Membership, Organization, OrgOwnedModel, User
 from tenants.roles import required_scope, role_allows
@@ -28,10 +29,13 @@ class OrgRequest(HttpRequest):
 OrgView = Callable[Concatenate[OrgRequest, ...], HttpResponseBase]
 
 
-def org_view(resource: str) -> Callable[[OrgView], Callable[..., HttpResponseBase]]:
+def org_view(
+    resource: str, *, scope: str | None = None
+) -> Callable[[OrgView], Callable[..., HttpResponseBase]]:
     """Resolve the org from the URL for a signed-in member, else 404; check the role's scope.
 
-    GET needs `<resource>:read`, other methods `<resource>:write` (403 inside one's own org).
+    GET needs `<resource>:read`, other methods `<resource>:write` (403 inside one's own org);
+    `scope` names the one scope every method needs instead, for the rare page that differs.
     """
 
     def decorator(view: OrgView) -> Callable[..., HttpResponseBase]:
@@ -43,12 +47,14 @@ def org_view(resource: str) -> Callable[[OrgView], Callable[..., HttpResponseBas
             membership = membership_get(user=request.user, org_slug=org_slug)
             if membership is None:
                 raise Http404("No such organization.")
-            if not role_allows(membership.role, required_scope(resource, request.method or "GET")):
+            needed = scope or required_scope(resource, request.method or "GET")
+            if not role_allows(membership.role, needed):
                 raise PermissionDenied("Your role does not allow this.")
             org_request = cast("OrgRequest", request)
             org_request.org = membership.organization
             org_request.membership = membership
             activate_org(membership.organization)
+            audit_actor_set(user=request.user, api_key=None)
             request.session[SESSION_ORG_KEY] = org_slug
             return view(org_request, *args, **kwargs)
 

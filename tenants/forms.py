@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from tenants.models import ApiKeyScope, Role
+from tenants.models import ApiKeyScope, AuditAction, Role
 
 
 class SignupForm(forms.Form):
@@ -50,3 +51,36 @@ class OrgSettingsForm(forms.Form):
 
         choices = sorted(zoneinfo.available_timezones())
         self.fields["timezone"] = forms.ChoiceField(choices=[(z, z) for z in choices])
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(choices=[("", "Any action"), *AuditAction.choices], required=False)
+    actor = forms.CharField(
+        max_length=254, required=False, help_text="Part of an email or key name."
+    )
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def filters(self, *, tz: dt.tzinfo) -> dict[str, Any]:
+        """Keyword arguments for `audit_event_list`; invalid fields are ignored. Dates are whole
+        days in the org's time zone, both ends included."""
+        if not self.is_valid():
+            data = {k: v for k, v in self.cleaned_data.items() if k not in self.errors}
+        else:
+            data = self.cleaned_data
+        since: dt.date | None = data.get("since")
+        until: dt.date | None = data.get("until")
+        return {
+            "action": data.get("action") or "",
+            "actor": (data.get("actor") or "").strip(),
+            "since": dt.datetime.combine(since, dt.time(), tzinfo=tz) if since else None,
+            "until": (
+                dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+                if until
+                else None
+            ),
+        }

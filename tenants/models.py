@@ -207,3 +207,97 @@ class IdempotencyRecord(OrgOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code})"
+
+
+class AuditAction(models.TextChoices):
+    """Security-relevant things that happen to an organization, as `<object>.<verb>`."""
+
+    ORG_CREATED = "org.created", "Organization created"
+    ORG_UPDATED = "org.updated", "Organization settings changed"
+    MEMBER_INVITED = "member.invited", "Member invited"
+    INVITATION_REVOKED = "invitation.revoked", "Invitation withdrawn"
+    INVITATION_ACCEPTED = "invitation.accepted", "Invitation accepted"
+    MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"
+    OWNERSHIP_GRANTED = "ownership.granted", "Ownership granted"
+    OWNERSHIP_REMOVED = "ownership.removed", "Ownership removed"
+    MEMBER_REMOVED = "member.removed", "Member removed"
+    MEMBER_LEFT = "member.left", "Member left"
+    API_KEY_CREATED = "api_key.created", "API key created"
+    API_KEY_REVOKED = "api_key.revoked", "API key revoked"
+    MODEL_TRAINED = "model.trained", "Model version trained"
+    MODEL_ACTIVATED = "model.activated", "Model version activated"
+    MODEL_ROLLED_BACK = "model.rolled_back", "Model rolled back"
+    MODEL_DEACTIVATED = "model.deactivated", "Model deactivated"
+    EXPORT_DOWNLOADED = "export.downloaded", "Export downloaded"
+    REPORT_SCHEDULE_CREATED = "report_schedule.created", "Report schedule created"
+    REPORT_SCHEDULE_UPDATED = "report_schedule.updated", "Report schedule changed"
+    REPORT_SCHEDULE_DELETED = "report_schedule.deleted", "Report schedule deleted"
+    WEBHOOK_CREATED = "webhook.created", "Webhook created"
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook changed"
+    WEBHOOK_DELETED = "webhook.deleted", "Webhook deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook secret rotated"
+
+
+class AuditEventQuerySet(OrgQuerySet["AuditEvent"]):
+    """Append-only: rows are inserted by `tenants.audit.audit_record` and never changed."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("Audit events are append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("Audit events are append-only.")
+
+
+class AuditEvent(OrgOwnedModel):
+    """One security-relevant action in an org: who did what to which object, from where.
+
+    The actor's label and the target's label are copied in, so the trail still reads when
+    the person leaves, the key is revoked or the object is deleted. A database trigger
+    (migration 0004) refuses updates other than the actor links being nulled.
+    """
+
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=254)
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    target_type = models.CharField(max_length=40, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=254, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    objects = AuditEventQuerySet.as_manager()  # type: ignore[misc]
+
+    if TYPE_CHECKING:
+        organization_id: int
+        actor_user_id: int | None
+        actor_api_key_id: int | None
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["organization", "-created_at"], name="audit_org_created_idx"),
+            models.Index(
+                fields=["organization", "action", "-created_at"], name="audit_org_action_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("Audit events are append-only.")

@@ -14,6 +14,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DATA_RESOURCES = ("feedback", "imports", "categories", "models", "reports", "monitoring")
 # Resources about the organization itself; only people (sessions) reach these.
 ADMIN_RESOURCES = ("org", "members", "keys")
+# The audit trail: who did what, from which address. Only those who manage the org read it,
+# and nobody writes it through a view (services append to it).
+AUDIT_READ = "audit:read"
 
 
 def _scopes(resources: tuple[str, ...], *actions: str) -> frozenset[str]:
@@ -23,8 +26,8 @@ def _scopes(resources: tuple[str, ...], *actions: str) -> frozenset[str]:
 _ALL_READ = _scopes(DATA_RESOURCES + ADMIN_RESOURCES, "read")
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
-    Role.OWNER: _ALL_READ | _scopes(DATA_RESOURCES + ADMIN_RESOURCES, "write"),
-    Role.ADMIN: _ALL_READ | _scopes(DATA_RESOURCES + ADMIN_RESOURCES, "write"),
+    Role.OWNER: _ALL_READ | _scopes(DATA_RESOURCES + ADMIN_RESOURCES, "write") | {AUDIT_READ},
+    Role.ADMIN: _ALL_READ | _scopes(DATA_RESOURCES + ADMIN_RESOURCES, "write") | {AUDIT_READ},
     Role.ANALYST: _ALL_READ | _scopes(DATA_RESOURCES, "write"),
     Role.VIEWER: _ALL_READ,
 }

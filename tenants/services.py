@@ -20,9 +20,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from tenants.audit import audit_record
+from tenants.context import dangerously_all_orgs, org_context
 from tenants.models import (
     ApiKey,
     ApiKeyScope,
+    AuditAction,
     Invitation,
     Membership,
     Organization,
@@ -65,29 +68,37 @@ def org_create(*, name: str, owner: User, plan: str = Plan.FREE) -> Organization
     if plan not in Plan.values:
         raise ValidationError({"plan": f"Unknown plan {plan!r}; choose one of {Plan.values}."})
     org = Organization.objects.create(name=name[:120], slug=_unique_slug(name), plan=plan)
-    Membership.objects.create(organization=org, user=owner, role=Role.OWNER)
+    with org_context(org):
+        Membership.objects.create(organization=org, user=owner, role=Role.OWNER)
+        audit_record(
+            org=org, action=AuditAction.ORG_CREATED, target=org, metadata={"plan": plan}, user=owner
+        )
     return org
 
 
+@transaction.atomic
 def org_update(
     *, org: Organization, name: str | None = None, tz: str | None = None
 ) -> Organization:
     """Rename an org or change its timezone."""
-    fields: list[str] = []
+    changes: dict[str, dict[str, str]] = {}
     if name is not None:
         if not name.strip():
             raise ValidationError({"name": "Enter the organization's name."})
-        org.name = name.strip()[:120]
-        fields.append("name")
+        if org.name != name.strip()[:120]:
+            changes["name"] = {"from": org.name, "to": name.strip()[:120]}
+            org.name = name.strip()[:120]
     if tz is not None:
         import zoneinfo
 
         if tz not in zoneinfo.available_timezones():
             raise ValidationError({"timezone": f"Unknown timezone {tz!r}."})
-        org.timezone = tz
-        fields.append("timezone")
-    if fields:
-        org.save(update_fields=fields)
+        if org.timezone != tz:
+            changes["timezone"] = {"from": org.timezone, "to": tz}
+            org.timezone = tz
+    if changes:
+        org.save(update_fields=list(changes))
+        audit_record(org=org, action=AuditAction.ORG_UPDATED, target=org, metadata=changes)
     return org
 
 
@@ -141,8 +152,24 @@ def membership_change_role(*, membership: Membership, role: str, actor: Membersh
         raise ValidationError(
             {"role": "The last owner cannot be demoted; make someone else owner first."}
         )
+    previous = membership.role
+    if previous == role:
+        return membership
     membership.role = role
     membership.save(update_fields=["role"])
+    action = AuditAction.MEMBER_ROLE_CHANGED
+    if role == Role.OWNER:
+        action = AuditAction.OWNERSHIP_GRANTED
+    elif previous == Role.OWNER:
+        action = AuditAction.OWNERSHIP_REMOVED
+    audit_record(
+        org=membership.organization,
+        action=action,
+        target=membership,
+        target_label=membership.user.email,
+        metadata={"from": previous, "to": role},
+        user=actor.user,
+    )
     return membership
 
 
@@ -156,6 +183,14 @@ def membership_remove(*, membership: Membership, actor: Membership) -> None:
             raise ValidationError(
                 {"role": "The last owner cannot leave; make someone else owner first."}
             )
+    audit_record(
+        org=membership.organization,
+        action=AuditAction.MEMBER_LEFT if actor.pk == membership.pk else AuditAction.MEMBER_REMOVED,
+        target=membership,
+        target_label=membership.user.email,
+        metadata={"role": membership.role},
+        user=actor.user,
+    )
     membership.delete()
 
 
@@ -181,14 +216,23 @@ def invitation_create(
     if Membership.objects.for_org(org).filter(user__email=email).exists():
         raise ValidationError({"email": "This person is already a member."})
     token = secrets.token_urlsafe(32)
-    invitation = Invitation.objects.create(
-        organization=org,
-        email=email,
-        role=role,
-        token_hash=_sha256(token),
-        invited_by=invited_by,
-        expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
-    )
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            organization=org,
+            email=email,
+            role=role,
+            token_hash=_sha256(token),
+            invited_by=invited_by,
+            expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+        )
+        audit_record(
+            org=org,
+            action=AuditAction.MEMBER_INVITED,
+            target=invitation,
+            target_label=email,
+            metadata={"role": role},
+            user=invited_by,
+        )
     accept_url = f"{accept_url_base.rstrip('/')}/invitations/{token}/"
     send_mail(
         subject=f"You are invited to {org.name} on Puna",
@@ -205,9 +249,12 @@ def invitation_create(
 
 def invitation_get_pending(*, token: str) -> Invitation | None:
     """The pending invitation behind a token, or None (unknown, used, revoked or expired)."""
-    invitation = (
-        Invitation.objects.select_related("organization").filter(token_hash=_sha256(token)).first()
-    )
+    with dangerously_all_orgs("an invitation is found by its token, before its org is known"):
+        invitation = (
+            Invitation.objects.select_related("organization")
+            .filter(token_hash=_sha256(token))
+            .first()
+        )
     if invitation is None or not invitation.is_pending:
         return None
     return invitation
@@ -216,33 +263,51 @@ def invitation_get_pending(*, token: str) -> Invitation | None:
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     """Accept an invitation: single use, before expiry, by the invited email's owner."""
-    invitation = (
-        Invitation.objects.select_for_update()
-        .select_related("organization")
-        .filter(token_hash=_sha256(token))
-        .first()
-    )
+    with dangerously_all_orgs("an invitation is found by its token, before its org is known"):
+        invitation = (
+            Invitation.objects.select_for_update()
+            .select_related("organization")
+            .filter(token_hash=_sha256(token))
+            .first()
+        )
     if invitation is None or not invitation.is_pending:
-        raise ValidationError({"token": "This invitation is invalid, used or expired."})
-    if normalize_email(user.email) != invitation.email:
-        message = f"This invitation was sent to another address; sign in as {invitation.email}."
-        raise ValidationError({"token": message})
-    if Membership.objects.for_org(invitation.organization).filter(user=user).exists():
-        raise ValidationError({"token": "You are already a member of this organization."})
-    membership = Membership.objects.create(
-        organization=invitation.organization, user=user, role=invitation.role
-    )
-    invitation.accepted_at = timezone.now()
-    invitation.accepted_by = user
-    invitation.save(update_fields=["accepted_at", "accepted_by"])
-    return membership
+        raise ValidationError({"token": "This invitation is invalid, used or expired."})  # nosec B105 # a message, not a password
+    with org_context(invitation.organization):
+        if normalize_email(user.email) != invitation.email:
+            message = f"This invitation was sent to another address; sign in as {invitation.email}."
+            raise ValidationError({"token": message})
+        if Membership.objects.for_org(invitation.organization).filter(user=user).exists():
+            raise ValidationError({"token": "You are already a member of this organization."})  # nosec B105 # a message, not a password
+        membership = Membership.objects.create(
+            organization=invitation.organization, user=user, role=invitation.role
+        )
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        audit_record(
+            org=invitation.organization,
+            action=AuditAction.INVITATION_ACCEPTED,
+            target=membership,
+            target_label=user.email,
+            metadata={"role": invitation.role, "invitation_id": invitation.pk},
+            user=user,
+        )
+        return membership
 
 
+@transaction.atomic
 def invitation_revoke(*, invitation: Invitation) -> None:
     """Withdraw a pending invitation; its link stops working."""
     if invitation.revoked_at is None and invitation.accepted_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
+        audit_record(
+            org=invitation.organization,
+            action=AuditAction.INVITATION_REVOKED,
+            target=invitation,
+            target_label=invitation.email,
+            metadata={"role": invitation.role},
+        )
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -273,23 +338,41 @@ def api_key_create(
     # Letters and digits only, so a double-click selects the whole key.
     secret = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(40))
     raw = f"{API_KEY_PREFIX}{prefix}_{secret}"
-    api_key = ApiKey.objects.create(
-        organization=org,
-        name=name,
-        prefix=prefix,
-        key_hash=_sha256(raw),
-        scope=scope,
-        created_by=created_by,
-        expires_at=expires_at,
-    )
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            organization=org,
+            name=name,
+            prefix=prefix,
+            key_hash=_sha256(raw),
+            scope=scope,
+            created_by=created_by,
+            expires_at=expires_at,
+        )
+        audit_record(
+            org=org,
+            action=AuditAction.API_KEY_CREATED,
+            target=api_key,
+            metadata={
+                "scope": scope,
+                "expires_at": expires_at.isoformat() if expires_at is not None else None,
+            },
+            user=created_by,
+        )
     return api_key, raw
 
 
+@transaction.atomic
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     """Revoke a key at once; requests using it get 401 from now on."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            org=api_key.organization,
+            action=AuditAction.API_KEY_REVOKED,
+            target=api_key,
+            metadata={"scope": api_key.scope},
+        )
     return api_key
 
 
@@ -300,7 +383,8 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     prefix, _, secret = raw[len(API_KEY_PREFIX) :].partition("_")
     if not prefix or not secret or len(prefix) > 16:
         return None
-    api_key = ApiKey.objects.select_related("organization").filter(prefix=prefix).first()
+    with dangerously_all_orgs("a key is found by its prefix; its org is what it tells us"):
+        api_key = ApiKey.objects.select_related("organization").filter(prefix=prefix).first()
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _sha256(raw)):
         return None
     if not api_key.is_active:
@@ -308,6 +392,7 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     now = timezone.now()
     # Record use at minute resolution: a write per request would make keys a hot row.
     if api_key.last_used_at is None or now - api_key.last_used_at > _LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        with org_context(api_key.organization):
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,11 +11,12 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from saas.ratelimits import limit
 from tenants import selectors, services
@@ -22,6 +24,7 @@ from tenants.api.base import SESSION_ORG_KEY
 from tenants.decorators import OrgRequest, org_object_or_404, org_view
 from tenants.forms import (
     ApiKeyForm,
+    AuditFilterForm,
     EmailAuthenticationForm,
     InvitationForm,
     OrgSettingsForm,
@@ -172,7 +175,7 @@ def member_remove(request: OrgRequest, membership_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view("feedback")
+@org_view("members", scope="members:read")
 def org_leave(request: OrgRequest) -> HttpResponse:
     """Any member may leave (reading is all it takes to be a member); the last owner may not."""
     try:
@@ -238,3 +241,23 @@ def org_settings(request: OrgRequest) -> HttpResponse:
             messages.success(request, "Settings saved.")
             return redirect("org-settings", org_slug=request.org.slug)
     return render(request, "tenants/settings.html", {"form": form})
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@require_GET
+@org_view("audit")
+def audit_log(request: OrgRequest) -> HttpResponse:
+    """The org's audit trail with filters (owners and admins; others get 403 like any page
+    their role does not reach)."""
+    form = AuditFilterForm(request.GET)
+    # org_update only accepts known zones, so the org's zone always loads.
+    tz = ZoneInfo(request.org.timezone)
+    events = selectors.audit_event_list(org=request.org, **form.filters(tz=tz))
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request, "tenants/audit.html", {"form": form, "page": page, "query": query.urlencode()}
+    )

@@ -14,11 +14,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors, services
-from feedback.exports import feedback_csv_lines
+from feedback.exports import feedback_export_csv
 from feedback.forms import BulkStatusForm, FeedbackFilterForm, ReviewForm, org_tz
 from feedback.models import Feedback, ReviewStatus
 from feedback.views._common import feedback_or_404, safe_next, wants_json
 from inference import selectors as inference_selectors
+from tenants.context import streamed_for_org
 from tenants.decorators import OrgRequest, org_view
 
 PAGE_SIZE = 25
@@ -63,8 +64,12 @@ def feedback_explorer(request: OrgRequest) -> HttpResponse:
 def feedback_export(request: OrgRequest) -> StreamingHttpResponse:
     """The current filter as CSV, streamed so a large export never sits in memory."""
     _, rows = _filtered(request)
+    filters = {k: str(v) for k, v in request.GET.items() if k != "page" and v}
     response = StreamingHttpResponse(
-        feedback_csv_lines(rows.iterator(chunk_size=2000)), content_type="text/csv; charset=utf-8"
+        streamed_for_org(
+            request.org, feedback_export_csv(org=request.org, rows=rows, filters=filters)
+        ),
+        content_type="text/csv; charset=utf-8",
     )
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     filename = f"puna-{request.org.slug}-feedback-{stamp}.csv"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -65,7 +65,8 @@ class LabelSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScope
         responses={201: ExampleSerializer(many=True)},
     )
     @extend_schema(methods=["get"], responses=ExampleSerializer(many=True))
-    @action(detail=True, methods=["get", "post"])
+    # At most 1,000 examples in one plain list: not paginated.
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def examples(self, request: Request, pk: str | None = None) -> Response:
         """List examples, or label texts (labelling a text again replaces its label)."""
         label_set = self.get_object()
@@ -117,6 +118,15 @@ class ModelVersionViewSet(OrgScopedViewSet):
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset
 
+    @extend_schema(
+        responses=inline_serializer(
+            "ModelVersionList",
+            {
+                "base": ModelVersionSerializer(many=True),
+                "org": ModelVersionSerializer(many=True),
+            },
+        )
+    )
     def list(self, request: Request) -> Response:
         own = selectors.model_version_list(org=self.org)
         base = selectors.base_version_list().filter(status="active")

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -102,14 +102,29 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
 
     @extend_schema(
         parameters=[DownloadQuerySerializer],
-        responses={(200, "application/pdf"): bytes, (200, "text/csv"): str},
+        responses={
+            (200, "application/pdf"): bytes,
+            (200, "text/csv"): str,
+            (200, "text/html"): str,
+            409: OpenApiResponse(description="The report is still being built."),
+        },
     )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None) -> HttpResponse:
         """The report as `?file=pdf` (default), `csv` or `html`."""
         query = DownloadQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return report_file_response(self.get_object(), query.validated_data["file"])
+        report = self.get_object()
+        if report.status == Report.Status.CLAIMED:
+            # A problem+json 409 here; the dashboard shares report_file_response's plain one.
+            raise ReportNotReady()
+        return report_file_response(report, query.validated_data["file"])
+
+
+class ReportNotReady(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The report is still being built; try again in a minute."
+    default_code = "report_not_ready"
 
 
 def report_file_response(report: Report, kind: str) -> HttpResponse:
@@ -117,13 +132,7 @@ def report_file_response(report: Report, kind: str) -> HttpResponse:
     if report.status in (Report.Status.CLAIMED,):
         return HttpResponse("The report is still being built.", status=409)
     stem = f"{report.file_stem}-{report.pk}"
-    content: bytes | str
-    if kind == "csv":
-        content, mimetype = report.csv, "text/csv; charset=utf-8"
-    elif kind == "html":
-        content, mimetype = report.html, "text/html; charset=utf-8"
-    else:
-        content, mimetype = bytes(report.pdf), "application/pdf"
+    content, mimetype = services.report_export(report=report, kind=kind)
     response = HttpResponse(content, content_type=mimetype)
     response["Content-Disposition"] = f'attachment; filename="{stem}.{kind}"'
     return response

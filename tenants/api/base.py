@@ -19,6 +19,7 @@ from rest_framework.serializers import BaseSerializer
 
 from saas.throttling import PlanRateThrottle, rate_limit_headers
 from tenants import idempotency
+from tenants.audit import audit_actor_set
 from tenants.context import activate_org
 from tenants.models import ApiKey, IdempotencyRecord, Membership, Organization, OrgOwnedModel
 from tenants.roles import api_key_allows, required_scope, role_allows
@@ -80,6 +81,7 @@ class OrgScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         super().check_permissions(request)
         self.org, self.membership, self.api_key = resolve_request_org(request)
         activate_org(self.org)
+        audit_actor_set(user=request.user, api_key=self.api_key)
         self.check_scope(request)
 
     def check_scope(self, request: Request) -> None:

@@ -4,7 +4,17 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tenants.models import ApiKey, ApiKeyScope, Invitation, Membership, Organization, Role
+from saas.serializers import StrictInputSerializer
+from tenants.models import (
+    ApiKey,
+    ApiKeyScope,
+    AuditAction,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+)
 
 
 class OrganizationSerializer(serializers.ModelSerializer[Organization]):
@@ -29,7 +39,9 @@ class MembershipRoleSerializer(serializers.Serializer[Any]):
 
 
 class InvitationSerializer(serializers.ModelSerializer[Invitation]):
-    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None)
+    invited_by = serializers.EmailField(
+        source="invited_by.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Invitation
@@ -43,7 +55,10 @@ class InvitationCreateSerializer(serializers.Serializer[Any]):
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    # None for keys made outside a session (e.g. by `make run`'s demo setup).
+    created_by = serializers.EmailField(
+        source="created_by.email", read_only=True, default=None, allow_null=True
+    )
     is_active = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -77,3 +92,41 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
     class Meta(ApiKeySerializer.Meta):
         fields = (*ApiKeySerializer.Meta.fields, "key")
         read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    actor = serializers.CharField(source="actor_label", read_only=True)
+    actor_type = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "id",
+            "created_at",
+            "action",
+            "actor",
+            "actor_type",
+            "target_type",
+            "target_id",
+            "target_label",
+            "metadata",
+            "ip_address",
+            "request_id",
+        )
+        read_only_fields = fields
+
+    def get_actor_type(self, event: AuditEvent) -> str:
+        if event.actor_api_key_id is not None:
+            return "api_key"
+        if event.actor_user_id is not None or event.actor_label != "system":
+            return "user"
+        return "system"
+
+
+class AuditFilterSerializer(StrictInputSerializer):
+    action = serializers.ChoiceField(choices=AuditAction.choices, required=False)
+    actor = serializers.CharField(required=False, max_length=254)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(required=False)

@@ -18,5 +18,6 @@ router.register("org", views.CurrentOrgViewSet, basename="org")
 router.register("members", views.MembershipViewSet, basename="member")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("api-keys", views.ApiKeyViewSet, basename="apikey")
+router.register("audit", views.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = router.urls

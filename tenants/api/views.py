@@ -3,25 +3,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants import services
+from tenants import selectors, services
 from tenants.api.base import OrgScopedViewSet
 from tenants.api.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeySerializer,
+    AuditEventSerializer,
+    AuditFilterSerializer,
     InvitationCreateSerializer,
     InvitationSerializer,
     MembershipRoleSerializer,
     MembershipSerializer,
     OrganizationSerializer,
 )
-from tenants.models import ApiKey, Invitation, Membership
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership
 
 
 class MembershipViewSet(
@@ -124,3 +126,27 @@ class CurrentOrgViewSet(OrgScopedViewSet):
     @extend_schema(responses=OrganizationSerializer)
     def list(self, request: Request) -> Response:
         return Response(OrganizationSerializer(self.org).data)
+
+
+@extend_schema_view(list=extend_schema(parameters=[AuditFilterSerializer]))
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """The organization's audit trail, newest first: read-only, for owners and admins signed in
+    (API keys never read it, as they never manage members, keys or the org)."""
+
+    resource = "audit"
+    queryset = AuditEvent.objects.all()
+    serializer_class = AuditEventSerializer
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.action != "list":
+            return queryset
+        query = AuditFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        return selectors.audit_event_list(
+            org=self.org,
+            action=data.get("action", ""),
+            actor=data.get("actor", ""),
+            since=data.get("since"),
+            until=data.get("until"),
+        )

@@ -12,20 +12,21 @@ from django.test.utils import CaptureQueriesContext
 
 from feedback import services
 from feedback.models import Feedback, UsagePeriod
-from feedback.services import FeedbackInput
+from feedback.services import FeedbackInput, IngestResult
 from tenants.context import org_context
+from tenants.models import Organization
 from tests.factories import make_org
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _ingest(org, *texts, external_id=None):
+def _ingest(org: Organization, *texts: str, external_id: str | None = None) -> IngestResult:
     items = [FeedbackInput(text=t, external_id=external_id) for t in texts]
     with org_context(org):
         return services.feedback_ingest(org=org, items=items)
 
 
-def _used(org) -> int:
+def _used(org: Organization) -> int:
     with org_context(org):
         return sum(UsagePeriod.objects.filter(organization=org).values_list("items", flat=True))
 

@@ -8,6 +8,7 @@ import random
 
 from feedback.api.items import accept
 from feedback.api.serializers import FeedbackInSerializer
+from feedback.services import FeedbackInput
 
 VALUES: dict[str, list[object]] = {
     "text": [
@@ -41,7 +42,7 @@ VALUES: dict[str, list[object]] = {
 }
 
 
-def serializer_input(item):
+def serializer_input(item: object) -> FeedbackInput | None:
     serializer = FeedbackInSerializer(data=item)
     return serializer.to_input() if serializer.is_valid() else None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from rest_framework import serializers
@@ -13,7 +14,7 @@ from feedback.models import Feedback, ReviewStatus
 pytestmark = pytest.mark.django_db
 
 
-def generic(record: Feedback) -> dict:
+def generic(record: Feedback) -> dict[str, Any]:
     return serializers.ModelSerializer.to_representation(FeedbackSerializer(), record)
 
 

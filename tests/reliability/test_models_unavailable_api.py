@@ -12,9 +12,7 @@ from tests.inference.conftest import MODEL_DIR
 pytestmark = pytest.mark.django_db
 
 
-def test_ingest_with_corrupt_models_is_a_503_and_stores_nothing(
-    api_key_client, settings, tmp_path
-):
+def test_ingest_with_corrupt_models_is_a_503_and_stores_nothing(api_key_client, settings, tmp_path):
     broken = tmp_path / "models"
     shutil.copytree(MODEL_DIR, broken)
     (broken / "sentiment.onnx").write_bytes(b"not a model")

@@ -21,6 +21,7 @@ from django.utils import timezone
 from reports import services
 from reports.models import Report, ReportSchedule
 from reports.schedule import latest_due
+from tenants.context import acting_for_org
 from tenants.models import Membership, Organization
 from tests.jobs import run_worker_until_idle
 from tests.reports.conftest import add_feedback
@@ -43,8 +44,9 @@ def weekly(make_schedule: Callable[..., ReportSchedule], org: Organization) -> R
 def _process_all(now: dt.datetime) -> int:
     sent = 0
     for report_id, org_id in services.reports_claim_due(now=now):
-        org = Organization.objects.get(pk=org_id)
-        sent += services.report_process(org=org, report_id=report_id)
+        # As the process_report task does: the work acts for the report's org.
+        with acting_for_org(org_id) as org:
+            sent += services.report_process(org=org, report_id=report_id)
     return sent
 
 

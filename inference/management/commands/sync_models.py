@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from inference.services import base_models_sync
+from tenants.context import dangerously_all_orgs
 
 
 class Command(BaseCommand):
@@ -14,5 +15,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for version in base_models_sync():
+        with dangerously_all_orgs("base models are shared: they belong to no org"):
+            versions = base_models_sync()
+        for version in versions:
             self.stdout.write(f"{version.task} {version.version} {version.status}")

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tenants import services
+from tenants.context import org_context
 from tenants.models import ApiKeyScope, Organization
 
 
@@ -22,9 +23,10 @@ class Command(BaseCommand):
         if org is None:
             raise CommandError(f"No organization with slug {options['org']!r}.")
         try:
-            _, raw = services.api_key_create(
-                org=org, name=options["name"], scope=options["scopes"], created_by=None
-            )
+            with org_context(org):
+                _, raw = services.api_key_create(
+                    org=org, name=options["name"], scope=options["scopes"], created_by=None
+                )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(raw)

@@ -8,10 +8,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants import services
+from tenants.context import org_context
 from tenants.models import ApiKey, Membership, Organization, Role, User
 
 DEMO_EMAIL = "demo@puna.local"
-DEMO_PASSWORD = "puna-demo-2026"  # noqa: S105 - a published demo login, local only
+DEMO_PASSWORD = "puna-demo-2026"  # noqa: S105  # nosec B105 # a published demo login, local only
 DEMO_ORG_SLUG = "demo-school"
 DEMO_KEY_NAME = "Demo key"
 
@@ -54,14 +55,19 @@ class Command(BaseCommand):
         org = Organization.objects.filter(slug=DEMO_ORG_SLUG).first()
         if org is None:
             org = Organization.objects.create(name="Demo School", slug=DEMO_ORG_SLUG)
-        Membership.objects.get_or_create(organization=org, user=user, defaults={"role": Role.OWNER})
-        # Keys are shown once, so each run replaces the demo key with a fresh one.
-        for old in ApiKey.objects.for_org(org).filter(name=DEMO_KEY_NAME, revoked_at__isnull=True):
-            services.api_key_revoke(api_key=old)
-        _, raw = services.api_key_create(
-            org=org, name=DEMO_KEY_NAME, scope="write", created_by=user
-        )
-        _load_demo_feedback(org)
+        with org_context(org):
+            Membership.objects.get_or_create(
+                organization=org, user=user, defaults={"role": Role.OWNER}
+            )
+            # Keys are shown once, so each run replaces the demo key with a fresh one.
+            for old in ApiKey.objects.for_org(org).filter(
+                name=DEMO_KEY_NAME, revoked_at__isnull=True
+            ):
+                services.api_key_revoke(api_key=old)
+            _, raw = services.api_key_create(
+                org=org, name=DEMO_KEY_NAME, scope="write", created_by=user
+            )
+            _load_demo_feedback(org)
         if options["key_only"]:
             self.stdout.write(raw)
             return
