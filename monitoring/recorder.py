@@ -132,7 +132,7 @@ class Recorder:
         """Move the pending request timings into their minutes' histograms."""
         pending = self._pending
         with self._lock:
-            requests = self._requests
+            minutes = self._requests
             while pending:
                 at, org_id, route, method, status_class, api, duration, db, inference = (
                     pending.popleft()
@@ -140,9 +140,9 @@ class Recorder:
                 if method not in METHODS:
                     method = "OTHER"  # clients cannot mint new series with made-up verbs
                 key = (int(at // 60), org_id, route, method, status_class)
-                agg = requests.get(key)
+                agg = minutes.get(key)
                 if agg is None:
-                    agg = requests[key] = Aggregate(api=api)
+                    agg = minutes[key] = Aggregate(api=api)
                 agg.counts[bucket_index(duration)] += 1
                 agg.count += 1
                 agg.duration_sum_ms += duration
