@@ -222,6 +222,10 @@ envfile="$WORK/app.env"
   echo "CSRF_TRUSTED_ORIGINS=https://localhost"
   echo "PORT=$WEB_PORT"
   echo "WEB_CONCURRENCY=2"
+  # As on Render and Railway: the release step creates this role, and web and worker connect as
+  # it, so row-level security binds them (README: Isolation backstop).
+  echo "DATABASE_APP_USER=puna_app_image_test"
+  echo "DATABASE_APP_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')"
   if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then echo "REDIS_URL=redis://127.0.0.1:6379/3"; fi
 } >"$envfile"
 run_opts=(--network host --env-file "$envfile")
@@ -236,6 +240,11 @@ else
   record FAIL pre-deploy "deploy/release.sh failed (log: $WORK/release.log)"
 fi
 need pre-deploy
+if grep -q 'tenants.W001' "$WORK/release.log"; then
+  record FAIL row-level-security "check --deploy says RLS is not enforced (log: $WORK/release.log)"
+else
+  record PASS row-level-security "web and worker connect as puna_app_image_test, which RLS binds (no tenants.W001)"
+fi
 
 # --- 6. web -----------------------------------------------------------------------------------
 say "Web: the image's CMD (gunicorn) on port $WEB_PORT"
