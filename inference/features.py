@@ -6,9 +6,9 @@ the fitted vocabularies and idf weights and turns *normalised* text (``inference
 into the same sparse rows, to within floating-point summation order (≤1e-12, tested), without
 importing scikit-learn. The result feeds the ONNX heads, which do the model maths.
 
-The n-gram extraction (the expensive part) is separated from the vocabulary lookup so that two
-featurizers with the same n-gram ranges (base models and an org's category model) can share one
-:class:`Analysis` per text.
+When ``inference/_native.c`` is built (``make install``), :meth:`Featurizer.transform` runs the
+whole loop compiled and gives the same rows bit for bit; the Python path below stays as the
+reference (tests compare the two) and as the fallback on machines without a C compiler.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """ONNX graph assembly at load time: the base models become one graph, one ``session.run``.
 
-Both functions copy the exported models' own nodes and initializers (the files that passed the
-parity gate); nothing is re-derived from scikit-learn. ``Engine`` (``inference.runtime``) also
-checks at load that the assembled graph answers exactly like the separate files on probe texts.
+Both functions copy the exported models' own weights, nodes and initializers (the files that
+passed the parity gate); nothing is re-derived from scikit-learn. That the stacked heads answer
+bit for bit like the exported files is tested over the corpus (``tests/inference/test_graphs.py``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Serving: sentiment, language, an org's category and anomaly for a batch of texts.
 
 Pure by design (no Django, no database): the registry hands this module a model directory and,
-per org, a category model file. Each text is normalised and featurized once; the sparse rows are
-shared by every head built on the same featurizer, and ONNX Runtime does the model maths. The base
-models (sentiment, language, anomaly forest) are merged into one graph at load time, so a batch
-costs one ``session.run`` (see :func:`merge_models`). ONNX sessions open lazily on first use
+per org, a category model file. Each text is normalised and featurized once (by the compiled
+loops when built, see ``inference.native``); the sparse rows are shared by every head built on the
+same featurizer, and ONNX Runtime does the model maths. At load time the sentiment and language
+heads are stacked into one head and merged with the anomaly forest into one graph, so a batch
+costs one ``session.run`` (see :func:`_assemble`). ONNX sessions open lazily on first use
 (never at import), once per :class:`Engine`, under a lock, with explicit thread counts.
 
 Inputs: ``predict`` takes a list of ``str``. A non-string raises ``TypeError`` and an empty or
