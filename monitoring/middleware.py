@@ -11,15 +11,13 @@ from time import perf_counter, time
 from django.http import HttpRequest, HttpResponse
 
 from monitoring.context import RequestContext, activate
-from monitoring.recorder import recorder
+from monitoring.recorder import METHODS, recorder
 from tenants.context import current_org
 
 request_logger = logging.getLogger("puna.request")
 _QUIET_ROUTES = frozenset({"healthz", "readyz"})
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
-# Anything else is folded into OTHER so a client cannot mint new series with made-up verbs.
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "<unmatched>"
 _STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
 
@@ -93,7 +91,7 @@ class MonitoringMiddleware:
         self, request: HttpRequest, route: str, status: int, ctx: RequestContext, total_ms: float
     ) -> None:
         """The structured request line (healthy health probes get none, see below)."""
-        method = request.method if request.method in _METHODS else "OTHER"
+        method = request.method if request.method in METHODS else "OTHER"
         # Platforms probe health every few seconds: a line per healthy probe would drown the
         # logs (and cost more than the probe itself). Failing probes are still logged.
         if request_logger.isEnabledFor(logging.INFO):

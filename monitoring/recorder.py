@@ -35,6 +35,7 @@ PendingRequest = tuple[float, int | None, str, str, str, bool, float, float, flo
 # If the database stays unreachable, keep at most this many unflushed keys, dropping the rest:
 # monitoring must never grow a worker's memory without bound.
 MAX_BUFFERED_KEYS = 50_000
+# Any other verb is counted (and logged) as OTHER, so a client cannot mint new series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Unfolded request timings a process may hold before the request path folds them itself.
 PENDING_FOLD_AT = 20_000
