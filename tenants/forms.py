@@ -78,9 +78,10 @@ class AuditFilterForm(forms.Form):
             "action": data.get("action") or "",
             "actor": (data.get("actor") or "").strip(),
             "since": dt.datetime.combine(since, dt.time(), tzinfo=tz) if since else None,
+            # The last day there is (9999-12-31) has no next day: it means no end at all.
             "until": (
                 dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-                if until
+                if until and until < dt.date.max
                 else None
             ),
         }

@@ -37,8 +37,10 @@ the last three, so the next statement re-asserts it. Consequences:
   from one job to the next) and cost a round trip per request even when nothing changed.
 - Inside an `atomic` block, switching org contexts switches visibility from the next statement
   on, and a rolled-back transaction can never leave a stale value behind.
-- The extra round trip happens only when the scope changes on a connection (typically once per
-  request); it goes through the raw driver connection, so it is not counted in query logs.
+- The extra round trip happens only when the scope changes on a connection; it goes through the
+  raw driver connection, so it is not counted in query logs. An API-key request changes it twice
+  (`all` for the key lookup, then the org); a dashboard page up to five times, because the
+  membership lookups run in the all-orgs scope between org statements.
 
 Only code that talks to the driver below Django's cursor (`cursor.cursor.copy()`) bypasses
 the wrapper; it must run a statement through Django's cursor first, in the same scope (as

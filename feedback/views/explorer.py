@@ -63,8 +63,14 @@ def feedback_explorer(request: OrgRequest) -> HttpResponse:
 @org_view("feedback")
 def feedback_export(request: OrgRequest) -> StreamingHttpResponse:
     """The current filter as CSV, streamed so a large export never sits in memory."""
-    _, rows = _filtered(request)
-    filters = {k: str(v) for k, v in request.GET.items() if k != "page" and v}
+    form, rows = _filtered(request)
+    # The audit trail keeps the filters that applied (the form's valid fields), not raw query
+    # text: unknown keys and NUL characters (which jsonb refuses) never reach it.
+    filters = {
+        name: str(value)
+        for name, value in form.cleaned_data.items()
+        if name not in form.errors and value not in (None, "", [])
+    }
     response = StreamingHttpResponse(
         streamed_for_org(
             request.org, feedback_export_csv(org=request.org, rows=rows, filters=filters)

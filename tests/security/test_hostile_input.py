@@ -531,3 +531,9 @@ def test_api_returns_hostile_text_verbatim_as_json(
     assert json.dumps(body["metadata"], sort_keys=True) == json.dumps(
         {SCRIPT: IMG, "link": JS_LINK}, sort_keys=True
     )
+
+
+def test_a_page_size_too_long_to_be_a_number_is_a_400(api_key_client) -> None:
+    response = api_key_client.get("/api/v1/feedback", {"page_size": "9" * 5000})
+    assert response.status_code == 400
+    assert "page_size" in response.json()["errors"]

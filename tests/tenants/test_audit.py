@@ -507,3 +507,27 @@ def test_actor_label_survives_the_user_being_deleted(
     event = _only(org, AuditAction.MEMBER_ROLE_CHANGED)
     assert event.actor_user is None
     assert event.actor_label == "bob@alpha.example"
+
+
+# --- odd filter input ----------------------------------------------------------------------------
+
+
+def test_audit_page_takes_the_last_possible_day_as_no_end(
+    web_client: Client, owner: Membership
+) -> None:
+    org = owner.organization
+    response = web_client.get(f"/o/{org.slug}/audit/?until=9999-12-31&since=2020-01-01")
+    assert response.status_code == 200
+
+
+def test_export_records_only_the_filters_that_applied(
+    web_client: Client, owner: Membership
+) -> None:
+    org = owner.organization
+    response = web_client.get(
+        f"/o/{org.slug}/feedback/export.csv?sentiment=negative&bogus=1&q=a%00b&x=%00"
+    )
+    assert response.status_code == 200
+    b"".join(response.streaming_content)  # type: ignore[attr-defined]
+    event = _only(org, AuditAction.EXPORT_DOWNLOADED)
+    assert event.metadata["filters"] == {"sentiment": "negative"}
