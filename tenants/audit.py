@@ -24,6 +24,11 @@ from tenants.models import ApiKey, AuditAction, AuditEvent, Organization, User
 SYSTEM_LABEL = "system"
 
 
+# How an API key actor's label starts (an e-mail address cannot: it has no space), so the actor
+# stays recognisable after the key itself is deleted.
+API_KEY_LABEL = "API key "
+
+
 @dataclass(frozen=True)
 class AuditActor:
     """Who is acting in this request: a signed-in person or an API key, and their address."""
@@ -37,7 +42,7 @@ class AuditActor:
         if self.user is not None:
             return self.user.email
         if self.api_key is not None:
-            return f"API key “{self.api_key.name}” (puna_{self.api_key.prefix}_…)"
+            return f"{API_KEY_LABEL}“{self.api_key.name}” (puna_{self.api_key.prefix}_…)"
         return SYSTEM_LABEL
 
 

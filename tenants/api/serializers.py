@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from saas.serializers import StrictInputSerializer
+from tenants.audit import API_KEY_LABEL
 from tenants.models import (
     ApiKey,
     ApiKeyScope,
@@ -116,7 +117,7 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
         read_only_fields = fields
 
     def get_actor_type(self, event: AuditEvent) -> str:
-        if event.actor_api_key_id is not None:
+        if event.actor_api_key_id is not None or event.actor_label.startswith(API_KEY_LABEL):
             return "api_key"
         if event.actor_user_id is not None or event.actor_label != "system":
             return "user"

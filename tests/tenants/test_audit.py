@@ -531,3 +531,15 @@ def test_export_records_only_the_filters_that_applied(
     b"".join(response.streaming_content)  # type: ignore[attr-defined]
     event = _only(org, AuditAction.EXPORT_DOWNLOADED)
     assert event.metadata["filters"] == {"sentiment": "negative"}
+
+
+def test_an_event_by_a_deleted_api_key_still_says_api_key() -> None:
+    from tenants.api.serializers import AuditEventSerializer
+
+    gone = AuditEvent(actor_label="API key “Survey form” (puna_abc123_…)", actor_api_key=None)
+    person = AuditEvent(actor_label="bob@alpha.example")
+    system = AuditEvent(actor_label="system")
+    serializer = AuditEventSerializer()
+    assert serializer.get_actor_type(gone) == "api_key"
+    assert serializer.get_actor_type(person) == "user"
+    assert serializer.get_actor_type(system) == "system"
