@@ -24,9 +24,12 @@ if TYPE_CHECKING:
 # The value of the `puna.org_id` setting meaning "every org" (see tenants/rls.py).
 ALL_ORGS = "all"
 NO_ORG = ""
+# Not a value of the setting: the statements of the block set their own (see
+# `statement_sets_scope`), so the connection's value is left as it is.
+STATEMENT_SETS_SCOPE = None
 
 _current_org: ContextVar[Organization | None] = ContextVar("puna_current_org", default=None)
-_db_scope: ContextVar[str] = ContextVar("puna_db_scope", default=NO_ORG)
+_db_scope: ContextVar[str | None] = ContextVar("puna_db_scope", default=NO_ORG)
 
 
 def activate_org(org: Organization) -> None:
@@ -43,8 +46,9 @@ def current_org() -> Organization | None:
     return _current_org.get()
 
 
-def db_scope() -> str:
-    """What row-level security lets this context see: an org id, `""` (nothing) or `"all"`."""
+def db_scope() -> str | None:
+    """What row-level security lets this context see: an org id, `""` (nothing) or `"all"`;
+    None inside `statement_sets_scope()`."""
     return _db_scope.get()
 
 
@@ -113,6 +117,24 @@ def dangerously_all_orgs(reason: str) -> Iterator[None]:
     """
     del reason  # Documentation at the call site; nothing to do with it at run time.
     token = _db_scope.set(ALL_ORGS)
+    try:
+        yield
+    finally:
+        _db_scope.reset(token)
+
+
+@contextmanager
+def statement_sets_scope(reason: str) -> Iterator[None]:
+    """Run the block's statements under whatever `puna.org_id` the connection holds, because
+    each of them sets the value it needs itself: a SQL function declared with
+    `SET puna.org_id = ...`, such as `puna_api_key_by_prefix` (tenants migration 0005).
+
+    It saves the round trip that would first write the setting, on the hot path of every API
+    request. Never for a plain query: it would run under whatever the connection last served
+    (another org, or every org). Like `dangerously_all_orgs`, grep for it to review each use.
+    """
+    del reason  # Documentation at the call site.
+    token = _db_scope.set(STATEMENT_SETS_SCOPE)
     try:
         yield
     finally:

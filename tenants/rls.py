@@ -38,9 +38,12 @@ the last three, so the next statement re-asserts it. Consequences:
 - Inside an `atomic` block, switching org contexts switches visibility from the next statement
   on, and a rolled-back transaction can never leave a stale value behind.
 - The extra round trip happens only when the scope changes on a connection; it goes through the
-  raw driver connection, so it is not counted in query logs. An API-key request changes it twice
-  (`all` for the key lookup, then the org); a dashboard page up to five times, because the
-  membership lookups run in the all-orgs scope between org statements.
+  raw driver connection, so it is not counted in query logs. An API-key request changes it at
+  most once (to its org, when the connection last served another): the key lookup goes through
+  the `puna_api_key_by_prefix` SQL function, which carries its own all-orgs value for the call
+  and is run under `statement_sets_scope()` (the one case where the wrapper leaves the value
+  alone). A dashboard page changes it up to five times, because the membership lookups run in
+  the all-orgs scope between org statements.
 
 Only code that talks to the driver below Django's cursor (`cursor.cursor.copy()`) bypasses
 the wrapper; it must run a statement through Django's cursor first, in the same scope (as
@@ -181,6 +184,8 @@ def apply_scope(
     """Execute wrapper: make the connection's `puna.org_id` match the context, then execute."""
     connection = context["connection"]
     wanted = db_scope()
+    if wanted is None:  # statement_sets_scope(): the statement brings its own value
+        return execute(sql, params, many, context)
     if connection.rls_scope != wanted and _can_set(connection):
         set_scope(connection, wanted)
     return execute(sql, params, many, context)

@@ -38,8 +38,13 @@ def test_one_statement_takes_quota_and_stores_the_rows_in_order():
         result = _ingest(org, "first one", "second one", "third one")
     inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
     assert len(inserts) == 1
-    assert inserts[0].startswith("WITH quota AS")
+    # Prepared (server-side binding): the log shows the statement and its parameters apart.
+    assert inserts[0].startswith("QUERY = 'WITH quota AS")
     assert not any(q["sql"] in ("BEGIN", "COMMIT") for q in queries.captured_queries)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(statement.startswith("WITH quota AS") for statement in prepared)
     stored = [result.created[i] for i in range(3)]
     with org_context(org):
         for record in stored:
