@@ -184,8 +184,6 @@ def feedback_ingest(
     return result
 
 
-COPY_THRESHOLD = 50
-
 # Per item, in the order of Feedback's concrete fields: what comes from the input and the
 # prediction. Every other field keeps the value Django gives a new record.
 _ITEM_FIELDS = (
@@ -242,115 +240,137 @@ def _new_records(
     return rows
 
 
-@functools.lru_cache(maxsize=COPY_THRESHOLD)
-def _insert_within_quota_sql(n_rows: int) -> tuple[str, list[Any]]:
-    """The statement of :func:`_insert_within_quota` for ``n_rows`` rows, and the fields whose
-    values follow the six quota parameters, row after row (built once per row count)."""
+@functools.cache
+def _insert_sql(*, within_quota: bool) -> tuple[str, list[models.Field[Any, Any]]]:
+    """The INSERT of :func:`_insert_rows` and the fields whose columns it takes, in order.
+
+    One statement for any number of rows, so it is prepared once per connection: each column
+    travels as one array parameter and ``unnest`` turns the arrays back into rows (as Django's
+    bulk_create does when it can; it cannot here because of the array field). JSON values
+    travel as text and are cast; an array value as its array literal text. Types lose their
+    length (``varchar``, not ``varchar(50)``), as in Django, so that a cast never truncates: the
+    column itself refuses a value too long. ``within_quota`` adds the month's quota upsert as a
+    CTE and inserts only if it took the quota (six parameters first, see the caller).
+    """
     meta = Feedback._meta
     fields = [f for f in meta.concrete_fields if not f.generated and not f.primary_key]
     qn = connection.ops.quote_name
-    usage = qn(UsagePeriod._meta.db_table)
-    # Typed placeholders: VALUES in a SELECT does not take its types from the target columns.
-    row_sql = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in fields) + ")"
+    arrays: list[str] = []
+    values: list[str] = []
+    for i, f in enumerate(fields):
+        column = f"c{i}"
+        if isinstance(f, models.JSONField):
+            arrays.append("%b::text[]")
+            values.append(f"{column}::jsonb")
+        elif f.get_internal_type() == "ArrayField":
+            arrays.append("%b::text[]")
+            values.append(f"{column}::{f.db_type(connection)}")
+        else:
+            base_type = str(f.db_type(connection)).split("(")[0]
+            arrays.append(f"%b::{base_type}[]")
+            values.append(column)
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
     columns = ", ".join(qn(str(f.column)) for f in fields)
-    values = ", ".join([row_sql] * n_rows)
     # Table and column names come from the models; every value is a parameter.
-    sql = (
-        f"WITH quota AS (INSERT INTO {usage} (organization_id, month, items)"  # noqa: S608  # nosec B608 # names from the models; values are params
-        f" SELECT %s, %s, %s WHERE %s <= %s ON CONFLICT (organization_id, month)"
-        f" DO UPDATE SET items = {usage}.items + EXCLUDED.items"
-        f" WHERE {usage}.items + EXCLUDED.items <= %s RETURNING 1)"
-        f" INSERT INTO {qn(meta.db_table)} ({columns})"
-        f" SELECT * FROM (VALUES {values}) AS v"
-        f" WHERE EXISTS (SELECT 1 FROM quota) RETURNING {qn(str(meta.pk.column))}"
+    insert = (
+        f"INSERT INTO {qn(meta.db_table)} ({columns})"  # noqa: S608  # nosec B608 # names from the models; values are params
+        f" SELECT {', '.join(values)} FROM unnest({', '.join(arrays)}) AS v({names})"
     )
-    return sql, fields
+    if within_quota:
+        usage = qn(UsagePeriod._meta.db_table)
+        insert = (
+            f"WITH quota AS (INSERT INTO {usage} (organization_id, month, items)"  # noqa: S608  # nosec B608 # names from the models; values are params
+            f" SELECT %s, %s, %s WHERE %s <= %s ON CONFLICT (organization_id, month)"
+            f" DO UPDATE SET items = {usage}.items + EXCLUDED.items"
+            f" WHERE {usage}.items + EXCLUDED.items <= %s RETURNING 1) "
+            f"{insert} WHERE EXISTS (SELECT 1 FROM quota)"
+        )
+    # RETURNING follows the order of the rows, as Django's bulk_create relies on too.
+    return f"{insert} RETURNING {qn(str(meta.pk.column))}", fields
+
+
+def _column_params(rows: list[Feedback], fields: list[models.Field[Any, Any]]) -> list[Any]:
+    """One list per field: the rows' values as the statement of :func:`_insert_sql` takes them.
+
+    The values are the attributes as they are, which for these fields is what
+    ``get_db_prep_save`` would return (str, int, float, bool, datetime, None), at a fraction of
+    its cost per value; JSON as JSON text, a list of strings as an array literal.
+    """
+    states = [record.__dict__ for record in rows]
+    # Every row of a batch shares one model_versions dict: encode each object once.
+    encoded: dict[int, tuple[object, str]] = {}
+
+    def dumped(value: object) -> str:
+        hit = encoded.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = json.dumps(value)
+        encoded[id(value)] = (value, text)
+        return text
+
+    params: list[Any] = []
+    for f in fields:
+        column = [state[f.attname] for state in states]
+        if isinstance(f, models.JSONField):
+            column = [None if v is None else dumped(v) for v in column]
+        elif f.get_internal_type() == "ArrayField":
+            column = [None if v is None else _array_literal(v) for v in column]
+        params.append(column)
+    return params
+
+
+def _array_literal(values: Sequence[str | None]) -> str:
+    """PostgreSQL's text form of an array of strings: ``["a", 'say "hi"']`` ->
+    ``{"a","say \\"hi\\""}`` (every element quoted, backslash and double quote escaped)."""
+    quoted = (
+        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for v in values
+    )
+    return "{" + ",".join(quoted) + "}"
 
 
 def _insert_within_quota(org: Organization, rows: list[Feedback]) -> list[Feedback] | None:
-    """Take quota for and insert a few rows in one statement, or None to take the long way.
+    """Take quota for and insert rows in one statement, or None to take the long way.
 
-    The common case of the API (one item, or a short batch, that fits the month's quota) would
+    The common case of the API (an item or a batch that fits the month's quota) would
     otherwise cost four round trips: BEGIN, the quota upsert, the INSERT and COMMIT. Here the
     upsert is a CTE of the INSERT, which inserts only if the upsert took the quota: one
     statement, atomic on its own. It runs only outside a transaction (a failed statement would
-    abort the caller's), for fewer than COPY_THRESHOLD rows, and returns None, having changed
-    nothing, when the rows do not all fit; the caller then takes what fits under a row lock.
+    abort the caller's) and returns None, having changed nothing, when the rows do not all fit;
+    the caller then takes what fits under a row lock.
     """
-    if connection.in_atomic_block or len(rows) >= COPY_THRESHOLD:
+    if connection.in_atomic_block:
         return None
     quota = int(settings.PLAN_LIMITS[org.plan]["items_per_month"])
-    sql, fields = _insert_within_quota_sql(len(rows))
-    params: list[Any] = [org.pk, _month_start(timezone.now()), len(rows), len(rows), quota, quota]
-    for record in rows:
-        params.extend(f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields)
-    # Prepared: the API runs this statement on every request (parsing and planning it is a
-    # third of its time).
+    quota_params = [org.pk, _month_start(timezone.now()), len(rows), len(rows), quota, quota]
+    return _insert_rows(rows, within_quota=True, first_params=quota_params) or None
+
+
+def _insert(rows: list[Feedback]) -> list[Feedback]:
+    """Insert rows (inside the caller's transaction, quota already taken) and set their ids."""
+    return _insert_rows(rows, within_quota=False, first_params=[])
+
+
+def _insert_rows(
+    rows: list[Feedback], *, within_quota: bool, first_params: list[Any]
+) -> list[Feedback]:
+    """Insert rows with one prepared statement (:func:`_insert_sql`); the stored rows, or none
+    when ``within_quota`` and the quota did not take them."""
+    if not rows:
+        return []
+    sql, fields = _insert_sql(within_quota=within_quota)
+    # Prepared: the API runs this statement on every request, and a batch's would otherwise be
+    # parsed and planned anew each time.
     with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        # RETURNING follows the VALUES order here, as Django's bulk_create relies on too.
+        cursor.execute(sql, [*first_params, *_column_params(rows, fields)])
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
-        return None
+        return []
     for record, pk in zip(rows, ids, strict=True):
         record.pk = pk
         record._state.adding = False
         record._state.db = connection.alias
     return rows
-
-
-def _insert(rows: list[Feedback]) -> list[Feedback]:
-    """Insert rows and set their ids. Large batches go through COPY: building and parsing a
-    30,000-parameter INSERT costs more than the inference for the same batch."""
-    if len(rows) < COPY_THRESHOLD:
-        return Feedback.objects.bulk_create(rows)
-    meta = Feedback._meta
-    fields = [f for f in meta.concrete_fields if not f.generated and not f.primary_key]
-    table = connection.ops.quote_name(meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in [meta.pk, *fields])
-    with connection.cursor() as cursor:
-        # Ids come from the table's own sequence, so COPY can write them and we know them.
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [meta.db_table, len(rows)],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        # PostgreSQL refuses COPY FROM into a table under row-level security (tenants/rls.py):
-        # COPY into a bare temporary table, then INSERT … SELECT, which the policy checks.
-        stage = f"CREATE TEMP TABLE {_STAGING} AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608  # nosec B608 # names from the model
-        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}; {stage}")
-        attnames = [f.attname for f in fields]
-        json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
-        # Every row of a batch shares one model_versions dict: encode each object once.
-        encoded: dict[int, tuple[object, str]] = {}
-
-        def dumped(value: object) -> str:
-            hit = encoded.get(id(value))
-            if hit is not None and hit[0] is value:
-                return hit[1]
-            text = json.dumps(value)
-            encoded[id(value)] = (value, text)
-            return text
-
-        with cursor.cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
-            for record, pk in zip(rows, ids, strict=True):
-                record.pk = pk
-                # COPY's text format takes JSON as its text and every other value of these
-                # fields as it is (str, int, float, bool, datetime, list of str, None), which
-                # is what get_db_prep_save would return, at a fraction of its cost per field.
-                values = [pk, *map(record.__dict__.__getitem__, attnames)]
-                for i in json_at:
-                    values[i + 1] = dumped(values[i + 1])
-                copy.write_row(values)
-        insert = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGING}"  # noqa: S608  # nosec B608 # names from the model
-        cursor.execute(f"{insert}; DROP TABLE {_STAGING}")
-    for record in rows:
-        record._state.adding = False
-        record._state.db = connection.alias
-    return rows
-
-
-_STAGING = "puna_feedback_copy"
 
 
 def _partition_known(

@@ -46,9 +46,9 @@ the last three, so the next statement re-asserts it. Consequences:
   the all-orgs scope between org statements.
 
 Only code that talks to the driver below Django's cursor (`cursor.cursor.copy()`) bypasses
-the wrapper; it must run a statement through Django's cursor first, in the same scope (as
-`feedback.services._insert` does). PostgreSQL refuses `COPY FROM` into a table under RLS, so
-bulk loads COPY into a temporary table and `INSERT … SELECT` from it, which the policy checks.
+the wrapper; it must run a statement through Django's cursor first, in the same scope. Nothing
+here does any more: PostgreSQL refuses `COPY FROM` into a table under RLS anyway, and bulk
+ingestion inserts from arrays (`feedback.services._insert_rows`) through Django's cursor.
 
 **What it is not.** Any session may write `puna.org_id`; RLS here protects against a forgotten
 filter, not against arbitrary SQL. The app's role must not own the tables (an owner can turn
