@@ -241,40 +241,46 @@ def _new_records(
 
 
 @functools.cache
-def _insert_sql(*, within_quota: bool) -> tuple[str, list[models.Field[Any, Any]]]:
+def _insert_sql(*, within_quota: bool, one_row: bool) -> tuple[str, list[models.Field[Any, Any]]]:
     """The INSERT of :func:`_insert_rows` and the fields whose columns it takes, in order.
 
-    One statement for any number of rows, so it is prepared once per connection: each column
-    travels as one array parameter and ``unnest`` turns the arrays back into rows (as Django's
-    bulk_create does when it can; it cannot here because of the array field). JSON values
-    travel as text and are cast; an array value as its array literal text. Types lose their
-    length (``varchar``, not ``varchar(50)``), as in Django, so that a cast never truncates: the
-    column itself refuses a value too long. ``within_quota`` adds the month's quota upsert as a
-    CTE and inserts only if it took the quota (six parameters first, see the caller).
+    Two statements, each prepared once per connection. Many rows: each column travels as one
+    array parameter and ``unnest`` turns the arrays back into rows (as Django's bulk_create does
+    when it can; it cannot here because of the array field), so one statement serves every
+    batch size. One row (the API's common case): a plain VALUES row, ~0.1 ms cheaper than
+    sending 25 one-element arrays. JSON values travel as text and are cast; an array value as
+    its array literal text. Types lose their length (``varchar``, not ``varchar(50)``), as in
+    Django, so that a cast never truncates: the column itself refuses a value too long.
+    ``within_quota`` adds the month's quota upsert as a CTE and inserts only if it took the
+    quota (six parameters first, see the caller).
     """
     meta = Feedback._meta
     fields = [f for f in meta.concrete_fields if not f.generated and not f.primary_key]
     qn = connection.ops.quote_name
-    arrays: list[str] = []
+    sent_as: list[str] = []
     values: list[str] = []
     for i, f in enumerate(fields):
         column = f"c{i}"
         if isinstance(f, models.JSONField):
-            arrays.append("%b::text[]")
+            sent_as.append("text")
             values.append(f"{column}::jsonb")
         elif f.get_internal_type() == "ArrayField":
-            arrays.append("%b::text[]")
+            sent_as.append("text")
             values.append(f"{column}::{f.db_type(connection)}")
         else:
-            base_type = str(f.db_type(connection)).split("(")[0]
-            arrays.append(f"%b::{base_type}[]")
+            sent_as.append(str(f.db_type(connection)).split("(")[0])
             values.append(column)
+    if one_row:
+        source = "(VALUES (" + ", ".join(f"%s::{t}" for t in sent_as) + "))"
+    else:
+        # Binary arrays (%b): psycopg's text format escapes every element with a regex.
+        source = "unnest(" + ", ".join(f"%b::{t}[]" for t in sent_as) + ")"
     names = ", ".join(f"c{i}" for i in range(len(fields)))
     columns = ", ".join(qn(str(f.column)) for f in fields)
     # Table and column names come from the models; every value is a parameter.
     insert = (
         f"INSERT INTO {qn(meta.db_table)} ({columns})"  # noqa: S608  # nosec B608 # names from the models; values are params
-        f" SELECT {', '.join(values)} FROM unnest({', '.join(arrays)}) AS v({names})"
+        f" SELECT {', '.join(values)} FROM {source} AS v({names})"
     )
     if within_quota:
         usage = qn(UsagePeriod._meta.db_table)
@@ -358,11 +364,14 @@ def _insert_rows(
     when ``within_quota`` and the quota did not take them."""
     if not rows:
         return []
-    sql, fields = _insert_sql(within_quota=within_quota)
+    one_row = len(rows) == 1
+    sql, fields = _insert_sql(within_quota=within_quota, one_row=one_row)
+    columns = _column_params(rows, fields)
+    params = [column[0] for column in columns] if one_row else columns
     # Prepared: the API runs this statement on every request, and a batch's would otherwise be
     # parsed and planned anew each time.
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [*first_params, *_column_params(rows, fields)])
+        cursor.execute(sql, [*first_params, *params])
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
         return []

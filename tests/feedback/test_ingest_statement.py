@@ -97,11 +97,12 @@ def _stored_equal(org: Organization, records: list[Feedback]) -> None:
         assert {f: getattr(stored, f) for f in fields} == {f: getattr(record, f) for f in fields}
 
 
+@pytest.mark.parametrize("count", [1, 2, 130])
 @pytest.mark.parametrize("in_transaction", [False, True])
-def test_a_large_batch_stores_every_value_exactly(in_transaction: bool) -> None:
-    """The array INSERT (one statement, any batch size): what is read back equals what was
-    built, for JSON, arrays, time stamps, NULLs and text that needs escaping."""
-    org = make_org(name="Batch School", slug=f"batch-{in_transaction}")
+def test_every_value_is_stored_exactly(in_transaction: bool, count: int) -> None:
+    """The INSERT (a VALUES row for one item, arrays for more): what is read back equals what
+    was built, for JSON, arrays, time stamps, NULLs and text that needs escaping."""
+    org = make_org(name="Batch School", slug=f"batch-{in_transaction}-{count}")
     items = [
         FeedbackInput(
             text=f"{_AWKWARD[i % len(_AWKWARD)]} #{i}",
@@ -113,7 +114,7 @@ def test_a_large_batch_stores_every_value_exactly(in_transaction: bool) -> None:
             else {},
             author_ref=f"student-{i}" if i % 7 else "",
         )
-        for i in range(130)
+        for i in range(1, count + 1)
     ]
     with org_context(org):
         if in_transaction:  # the path under the quota's row lock
@@ -123,7 +124,8 @@ def test_a_large_batch_stores_every_value_exactly(in_transaction: bool) -> None:
             result = services.feedback_ingest(org=org, items=items)
     assert not result.errors
     records = [result.created[i] for i in range(len(items))]
-    assert any(r.reasons for r in records)
+    if count > 4:
+        assert any(r.reasons for r in records)
     assert any(r.metadata for r in records)
     _stored_equal(org, records)
     assert _used(org) == len(items)
