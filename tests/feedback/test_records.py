@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db.models import signals
 
 from feedback.models import Feedback
 from feedback.services import FeedbackInput, _new_records
@@ -19,7 +20,10 @@ def _state(record: Feedback) -> dict[str, object]:
     return {**values, "_cached": dict(record._state.fields_cache), "_adding": record._state.adding}
 
 
-def test_positional_records_equal_keyword_records(org: Organization) -> None:
+@pytest.mark.parametrize("init_listened", [False, True])
+def test_records_built_for_ingestion_equal_keyword_records(
+    org: Organization, init_listened: bool
+) -> None:
     items = [
         FeedbackInput(text="Ang bagal ng wifi", import_row=3),
         FeedbackInput(
@@ -32,7 +36,18 @@ def test_positional_records_equal_keyword_records(org: Organization) -> None:
         ),
     ]
     predictions = classify(org_id=org.pk, texts=[i.text for i in items])
-    built = _new_records(org, list(enumerate(items)), predictions, import_job_id=None)
+    seen: list[Feedback] = []
+
+    def listener(sender: type[Feedback], instance: Feedback, **kwargs: object) -> None:
+        seen.append(instance)
+
+    if init_listened:  # something (a field tracker, say) needs Model.__init__ to run
+        signals.post_init.connect(listener, sender=Feedback)
+    try:
+        built = _new_records(org, list(enumerate(items)), predictions, import_job_id=None)
+    finally:
+        signals.post_init.disconnect(listener, sender=Feedback)
+    assert seen[1:] == (built if init_listened else [])
     for record, item, p in zip(built, items, predictions, strict=True):
         expected = Feedback(
             organization=org,
