@@ -79,7 +79,8 @@ def feedback_validate(item: FeedbackInput) -> tuple[FeedbackInput, dict[str, lis
         errors["external_id"] = [f"Use at most {MAX_EXTERNAL_ID_CHARS} characters."]
     if len(item.author_ref) > MAX_AUTHOR_REF_CHARS:
         errors["author_ref"] = [f"Use at most {MAX_AUTHOR_REF_CHARS} characters."]
-    encoded = json.dumps(item.metadata, ensure_ascii=False)
+    # Most items carry no metadata: "{}" is within every limit.
+    encoded = json.dumps(item.metadata, ensure_ascii=False) if item.metadata else "{}"
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         size = len(encoded.encode())
         errors["metadata"] = [f"Metadata is {size} bytes; the maximum is {MAX_METADATA_BYTES}."]
@@ -89,6 +90,14 @@ def feedback_validate(item: FeedbackInput) -> tuple[FeedbackInput, dict[str, lis
     submitted_at = item.submitted_at
     if submitted_at is not None and timezone.is_naive(submitted_at):
         submitted_at = timezone.make_aware(submitted_at, dt.UTC)
+    if (
+        text is item.text
+        and source is item.source
+        and external_id is item.external_id
+        and submitted_at is item.submitted_at
+        and len(item.author_ref) == len(item.author_ref.strip())
+    ):
+        return item, errors  # already clean (the API's items are): nothing to rebuild
     cleaned = FeedbackInput(
         text=text,
         source=source or "api",

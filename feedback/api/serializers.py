@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -35,10 +36,24 @@ class FeedbackInSerializer(StrictInputSerializer):
         return FeedbackInput(**self.validated_data)
 
 
+@extend_schema_field(OpenApiTypes.ANY)
+class ParsedJSONField(serializers.Field):  # type: ignore[type-arg]
+    """Any value of a parsed JSON body, taken as it is.
+
+    DRF's JSONField proves a value serializable by encoding it, ~5 µs per batch item; a value the
+    JSON parser produced always is. The batch endpoint parses JSON only, and validates each
+    item on its own so that a bad one is reported by its index instead of failing the batch.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class BatchInSerializer(StrictInputSerializer):
-    items = serializers.ListField(
-        child=serializers.JSONField(), min_length=1, max_length=MAX_BATCH_ITEMS
-    )
+    items = serializers.ListField(child=ParsedJSONField(), min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class SentimentOutSerializer(serializers.Serializer[Any]):
