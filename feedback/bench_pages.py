@@ -1,7 +1,7 @@
 """`python -m feedback.bench_pages`: dashboard page render times with 100k feedback rows.
 
 Against DATABASE_URL (migrated first), reuses or creates the org "Bench pages" holding
-100,000 feedback records over the last 120 days, written straight through COPY with made-up
+100,000 feedback records over the last 120 days, written through the ingest INSERT with made-up
 predictions (no models run), then times each dashboard page in process with Django's test
 client signed in as the org's owner: one warm-up, then N requests; prints p50/p95 and the
 number of SQL queries per page, marking pages slower than the 300 ms target. Never asserts

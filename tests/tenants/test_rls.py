@@ -129,7 +129,7 @@ def test_shared_rows_without_an_org_are_readable_but_only_written_for_all_orgs(
     [
         "ALTER TABLE feedback_feedback DISABLE ROW LEVEL SECURITY",
         "ALTER TABLE feedback_feedback NO FORCE ROW LEVEL SECURITY",
-        "DROP POLICY puna_org_isolation_v1 ON feedback_feedback",
+        "DROP POLICY puna_org_isolation_v2 ON feedback_feedback",
         "CREATE POLICY everything ON feedback_feedback USING (true)",
         "SET ROLE postgres",
         "SET SESSION AUTHORIZATION postgres",
