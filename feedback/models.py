@@ -115,13 +115,26 @@ class Feedback(OrgOwnedModel):
     )
     corrected_category = models.CharField(max_length=60, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.NEW)
+    # Both links are NULL on almost every row: their indexes (fb_reviewed_by_idx below, and
+    # feedback_import_row_unique, which leads with import_job) cover only the rows that have one,
+    # so ingesting an item updates neither.
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
 
     import_job = models.ForeignKey(
-        ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ImportJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     import_row = models.PositiveIntegerField(null=True, blank=True)
 
@@ -160,6 +173,11 @@ class Feedback(OrgOwnedModel):
                 name="fb_org_flagged_idx",
             ),
             GinIndex(fields=["search"], name="fb_search_idx"),
+            models.Index(
+                fields=["reviewed_by"],
+                condition=Q(reviewed_by__isnull=False),
+                name="fb_reviewed_by_idx",
+            ),
         ]
 
     def __str__(self) -> str:
