@@ -94,8 +94,9 @@ _ID_RESOURCE_OF_PATH = {
     "/api/v1/report-schedules/{id}/preview/": "report-schedules",
     "/api/v1/imports/{id}/errors/": "imports",
 }
-# Keys never manage members, invitations or keys: every such request is a 403, found or not.
-_KEY_FORBIDDEN = ("members", "invitations", "api-keys")
+# Keys never manage members, invitations or keys, nor read the audit trail: every such request
+# is a 403, found or not. These are fuzzed again as a signed-in owner.
+_KEY_FORBIDDEN = ("members", "invitations", "api-keys", "audit")
 
 
 def response_resource(path: str) -> str | None:
@@ -278,7 +279,8 @@ def _cross_org_check(
     as_member: bool = False,
 ) -> None:
     path = case.operation.path
-    text = response.text or ""
+    # Bytes, not .text: a report download is a PDF or a spreadsheet, not UTF-8.
+    text = (response.content or b"").decode("utf-8", "replace")
     if other.marker in text:
         raise AssertionError(f"{me.org.slug} saw {other.org.slug}'s text in {case.method} {path}")
     if aimed is not None:
@@ -439,8 +441,8 @@ def test_schemathesis_finds_no_errors_and_no_cross_org_access(
     # Whatever the fuzzing left of each org's objects is still out of the other's reach.
     swept += _sweep_other_org_ids(operations, alpha, bravo, base_url, session, tally)
     swept += _sweep_other_org_ids(operations, bravo, alpha, base_url, session, tally)
-    # Members, invitations and keys are for signed-in members only (a key gets 403): fuzz them
-    # as Alpha's owner, last, since that may revoke Alpha's keys.
+    # Members, invitations, keys and the audit trail are for signed-in members only (a key gets
+    # 403): fuzz them as Alpha's owner, last, since that may revoke Alpha's keys.
     for operation in operations:
         if operation.path.split("/")[3] in _KEY_FORBIDDEN:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
