@@ -1,11 +1,14 @@
-/* Compiled hot loops of the featurizer: tokenize, form n-grams, look them up, TF-IDF, L2.
+/* Compiled hot loops of the inference runtime, each with a pure-Python reference that it must
+ * match exactly (tests/inference/test_native.py runs both on the training corpus and on generated
+ * text). Build it with `python -m inference.native_build` (`make install` does); without it the
+ * runtime uses the Python paths. Three parts:
+ *  - FeatureIndex: the featurizer (tokenize, form n-grams, look them up, TF-IDF, L2); reference
+ *    inference/features.py, rows bit for bit;
+ *  - analyse_ascii and Screen: the anomaly statistics and rules (feature rows bit for bit, the
+ *    same verdicts); reference inference/anomaly/ (see the section "anomaly screening" below);
+ *  - normalize_ascii: inference.text.normalize for plain-ASCII text.
  *
- * The reference implementation is the pure-Python path in inference/features.py; this module
- * must give the same rows bit for bit (tests/inference/test_native.py runs both on the training
- * corpus and on generated Unicode text). Build it with `python -m inference.native_build`
- * (`make install` does); without it the runtime uses the Python path.
- *
- * Semantics copied from the Python path (and so from scikit-learn):
+ * Featurizer semantics copied from the Python path (and so from scikit-learn):
  *  - word tokens are maximal runs of 2+ "word" characters, where a word character is what
  *    Python's `re` calls \w for str patterns: Py_UNICODE_ISALNUM(ch) or '_';
  *  - word n-grams are tokens joined by one space, in the order tokens, 2-grams, 3-grams, ...
@@ -461,37 +464,447 @@ static PyTypeObject FeatureIndexType = {
     .tp_new = PyType_GenericNew,
 };
 
-
-/* ---- anomaly statistics, fast path for plain ASCII feedback ---------------------------------
+/* ==== anomaly screening =========================================================================
  *
- * analyse_ascii(text) computes the counts of inference.anomaly.stats.analyse for texts on which
- * that function's optional steps do nothing: ASCII, at most max_chars characters, no control
- * character, no '@' (e-mails, handles), no '/' (links, chat links), fewer than 10 digits (phone
- * numbers) and no '.' that could start a bare domain. It returns None for any other text, which
- * then takes the Python path. tests/inference/test_native.py compares both on every text.
+ * The reference is the Python in inference/anomaly/: stats.analyse_python (the analysis),
+ * stats._feature_row (the forest's feature row), rules.rules and lexicon.abuse_level (the rules).
+ * tests/inference/test_native_screen.py compares this code with it on the corpus, the abuse
+ * lexicon in obfuscated forms and generated ASCII and Unicode texts: feature rows bit for bit,
+ * verdicts exactly. Python builds the tables from its own (inference/anomaly/screen.py).
+ *
+ * A text is screened here when clean_text leaves it as it is: no control or zero-width character
+ * (stats.CONTROL_RANGES), and, when it is not ASCII, no lone surrogate, already NFC, and of the same
+ * length after str.lower() (U+0130 is not); then clean_text(text) is text[:max_chars]. It must also
+ * have no '*' (the abuse rule's wildcard lookup). Any other text is reported as "needs the Python
+ * path" (SCREEN_PYTHON) and takes it.
+ *
+ * The regexes that find e-mails, handles, chat links, URLs and phone numbers stay in Python: a text
+ * in which one of them could match ('@', '/', "www.", a '.' that could start a bare domain, ten
+ * digits) is reported as SCREEN_EXTRACT. The caller runs stats.extract_contacts on it and hands the
+ * result to screen_extracted(), which does the rest; the host checks of spam_link also stay in
+ * Python (rules.link_verdict), helped by the SCREEN_SPAM_CUE bit. On every other text the analysis
+ * has urls=(), emails=0 and phones=0.
+ *
+ * Texts are read into arrays of code points; character classes are those of Python: str.isalpha
+ * is Py_UNICODE_ISALPHA, re's \w is Py_UNICODE_ISALNUM or '_', re's \s and str.split() are
+ * Py_UNICODE_ISSPACE (tests check these equalities on every code point).
  */
 
-static inline int ascii_alnum(unsigned char c) {
+static inline int ascii_alnum(Py_UCS4 c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
-static inline int ascii_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static inline int ascii_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
-static inline int ascii_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-static inline int ascii_vowel(unsigned char c) {
-    switch (c | 0x20) {
-    case 'a': case 'e': case 'i': case 'o': case 'u': case 'y':
-        return 1;
-    default:
-        return 0;
+static inline int ascii_alpha(Py_UCS4 c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static inline int ascii_upper(Py_UCS4 c) { return c >= 'A' && c <= 'Z'; }
+static inline Py_UCS4 ascii_lower(Py_UCS4 c) { return ascii_upper(c) ? (c | 0x20) : c; }
+/* One of "aeiouy": the vowels of stats (counted in the lower-cased text). */
+static inline int ascii_vowel(Py_UCS4 c) {
+    return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
+}
+
+/* Python's character predicates, with the ASCII answers inline. */
+static inline int u_alpha(Py_UCS4 c) { return c < 128 ? ascii_alpha(c) : Py_UNICODE_ISALPHA(c); }
+static inline int u_alnum(Py_UCS4 c) { return c < 128 ? ascii_alnum(c) : Py_UNICODE_ISALNUM(c); }
+static inline int u_digit(Py_UCS4 c) { return c < 128 ? (c >= '0' && c <= '9') : Py_UNICODE_ISDIGIT(c); }
+static inline int u_upper(Py_UCS4 c) { return c < 128 ? ascii_upper(c) : Py_UNICODE_ISUPPER(c); }
+static inline int u_lower(Py_UCS4 c) { return c < 128 ? (c >= 'a' && c <= 'z') : Py_UNICODE_ISLOWER(c); }
+static inline int u_title(Py_UCS4 c) { return c < 128 ? 0 : Py_UNICODE_ISTITLE(c); }
+/* re's \w for str patterns. */
+static inline int u_word(Py_UCS4 c) { return c == '_' || u_alnum(c); }
+
+static inline uint64_t fnv_ucs4(const Py_UCS4 *p, Py_ssize_t n) {
+    uint64_t h = FNV_OFFSET;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = fnv_step(h, p[i]);
+    }
+    return h;
+}
+
+/* Inclusive code point ranges (stats.CONTROL_RANGES, stats.EMOJI_RANGES). */
+typedef struct {
+    Py_UCS4 lo, hi;
+} CharRange;
+
+/* The character sets the scan needs. */
+typedef struct {
+    unsigned char ascii_control[128]; /* the control ranges on ASCII, as a table */
+    const CharRange *control;
+    Py_ssize_t n_control;
+    const CharRange *emoji;
+    Py_ssize_t n_emoji;
+    const Py_UCS4 *folds; /* non-ASCII characters that re's IGNORECASE matches with [a-z0-9] */
+    Py_ssize_t n_folds;
+} CharTables;
+
+/* stats.CONTROL_RANGES on ASCII: the tables of analyse_ascii, which only takes ASCII text (filled
+ * by init_ascii_tables at import). */
+static const CharRange ASCII_CONTROL[] = {{0x00, 0x08}, {0x0b, 0x0c}, {0x0e, 0x1f}, {0x7f, 0x7f}};
+static CharTables ASCII_TABLES;
+
+static inline int in_ranges(const CharRange *ranges, Py_ssize_t n, Py_UCS4 c) {
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (c >= ranges[k].lo && c <= ranges[k].hi) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ct->ascii_control from ct->control. */
+static void fill_ascii_control(CharTables *ct) {
+    for (Py_UCS4 c = 0; c < 128; c++) {
+        ct->ascii_control[c] = (unsigned char)in_ranges(ct->control, ct->n_control, c);
     }
 }
 
-/* Whether the '.' at `dot` (>= 1) could start a bare domain (stats._may_have_url). */
-static inline int domain_dot(const unsigned char *t, Py_ssize_t len, Py_ssize_t dot) {
-    unsigned char before = t[dot - 1];
-    return (ascii_alnum(before) || before == '-') && dot + 1 < len && ascii_alpha(t[dot + 1]);
+static void init_ascii_tables(void) {
+    ASCII_TABLES.control = ASCII_CONTROL;
+    ASCII_TABLES.n_control = (Py_ssize_t)(sizeof(ASCII_CONTROL) / sizeof(ASCII_CONTROL[0]));
+    fill_ascii_control(&ASCII_TABLES);
 }
 
+static inline int is_fold(const CharTables *ct, Py_UCS4 c) {
+    for (Py_ssize_t k = 0; c >= 128 && k < ct->n_folds; k++) {
+        if (ct->folds[k] == c) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the '.' at `dot` (>= 1) could be the last dot of a bare domain: _URL_RE's second branch
+ * needs [a-z0-9-] before it and a TLD letter after it, case-insensitively (stats._may_have_url on
+ * ASCII; on other text the folds of ASCII letters count too). */
+static inline int domain_dot(const CharTables *ct, const Py_UCS4 *t, Py_ssize_t len, Py_ssize_t dot) {
+    Py_UCS4 before = t[dot - 1];
+    if (!(ascii_alnum(before) || before == '-' || is_fold(ct, before)) || dot + 1 >= len) {
+        return 0;
+    }
+    return ascii_alpha(t[dot + 1]) || is_fold(ct, t[dot + 1]);
+}
+
+/* A 'w' of _URL_RE's "www\." (case-insensitive). */
+static inline int url_w(const CharTables *ct, Py_UCS4 c) { return c == 'w' || c == 'W' || is_fold(ct, c); }
+
+/* The counts of stats.TextAnalysis for one fast-path text. */
+typedef struct {
+    Py_ssize_t nonspace, letters, upper, digits, vowels, exclaims, emojis, max_run;
+    Py_ssize_t n_tokens, n_unique, n_alpha, max_token_len, sum_token_len, caps_words, top, best_same;
+    Py_ssize_t nonwords;
+    double repeated_bigrams;
+    int has_star; /* a '*' anywhere: the abuse rule's wildcard lookup, left to Python */
+} Measure;
+
+/* One match of stats._TOKEN_RE in the lower-cased text. */
+typedef struct {
+    Py_ssize_t start, length;
+    uint32_t id; /* distinct-token number, in order of first occurrence */
+    int alpha;   /* letters only: one of TextAnalysis.alpha_tokens */
+    int ascii;
+} Token;
+
+/* One word of lexicon._abuse_tokens. */
+typedef struct {
+    Py_ssize_t off, length; /* in TextScratch.wbuf */
+    int ascii;              /* only ASCII characters (every lexicon key is ASCII) */
+    int severity;           /* of the word alone (SEV_NONE: not a term) */
+    int joinable;           /* a phrase or a joined term can start with it */
+    int target;             /* one of lexicon._TARGET_WORDS */
+} Word;
+
+/* Per-call working memory, sized for the longest text seen (all bounded by its length). */
+typedef struct {
+    Py_ssize_t cap;            /* the buffers below hold a text of cap - 1 characters */
+    Py_UCS4 *text;             /* the analysed text, text[:max_chars] */
+    Py_UCS4 *low;              /* its str.lower() (same length) */
+    Py_UCS4 *rtext, *rlow;     /* `rest` (stats.extract_contacts) and its str.lower() */
+    const Py_UCS4 *tok_low;    /* what the tokens index: low, or rlow */
+    Py_UCS4 *wbuf;             /* the abuse words, back to back */
+    Py_UCS4 *tmp, *tmp2;       /* one chunk, one phrase key, one collapsed word */
+    Token *tokens;
+    Word *words;
+    uint32_t *counts;          /* occurrences per distinct token */
+    uint32_t *slots;           /* distinct-token table: index of a token + 1, 0 when empty */
+    uint64_t *pairs;           /* distinct-bigram set: (id << 32 | id) | PAIR_USED, 0 when empty */
+    uint64_t table_cap;        /* entries of slots and of pairs (a power of two) */
+} TextScratch;
+
+#define PAIR_USED (1ULL << 63)
+/* Texts longer than this take the Python path (token ids must fit in 31 bits). */
+#define FAST_MAX_LEN ((Py_ssize_t)1 << 28)
+
+static void scratch_release(TextScratch *s) {
+    PyMem_Free(s->text);
+    PyMem_Free(s->low);
+    PyMem_Free(s->rtext);
+    PyMem_Free(s->rlow);
+    PyMem_Free(s->wbuf);
+    PyMem_Free(s->tmp);
+    PyMem_Free(s->tmp2);
+    PyMem_Free(s->tokens);
+    PyMem_Free(s->words);
+    PyMem_Free(s->counts);
+    PyMem_Free(s->slots);
+    PyMem_Free(s->pairs);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Make every buffer hold a text of `len` (< FAST_MAX_LEN) characters. */
+static int scratch_reserve(TextScratch *s, Py_ssize_t len) {
+    if (len < s->cap) {
+        return 0;
+    }
+    scratch_release(s);
+    Py_ssize_t cap = len + 1 < 256 ? 256 : len + 1;
+    uint64_t table = 16;
+    while (table < (uint64_t)cap * 2) {
+        table <<= 1;
+    }
+    size_t chars = (size_t)cap * sizeof(Py_UCS4);
+    s->text = PyMem_Malloc(chars);
+    s->low = PyMem_Malloc(chars);
+    s->rtext = PyMem_Malloc(chars);
+    s->rlow = PyMem_Malloc(chars);
+    s->wbuf = PyMem_Malloc(chars);
+    /* A phrase key is up to four words and three spaces. */
+    s->tmp = PyMem_Malloc(chars + 8 * sizeof(Py_UCS4));
+    s->tmp2 = PyMem_Malloc(chars + 8 * sizeof(Py_UCS4));
+    s->tokens = PyMem_Malloc((size_t)cap * sizeof(Token));
+    s->words = PyMem_Malloc((size_t)cap * sizeof(Word));
+    s->counts = PyMem_Malloc((size_t)cap * sizeof(uint32_t));
+    s->slots = PyMem_Malloc((size_t)table * sizeof(uint32_t));
+    s->pairs = PyMem_Malloc((size_t)table * sizeof(uint64_t));
+    if (s->text == NULL || s->low == NULL || s->rtext == NULL || s->rlow == NULL || s->wbuf == NULL || s->tmp == NULL || s->tmp2 == NULL ||
+        s->tokens == NULL || s->words == NULL || s->counts == NULL || s->slots == NULL || s->pairs == NULL) {
+        scratch_release(s);
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->cap = cap;
+    s->table_cap = table;
+    return 0;
+}
+
+/* An ASCII text into `out` and `low` (str.lower on ASCII maps A-Z only). */
+static void load_ascii(PyObject *text, Py_ssize_t len, Py_UCS4 *out, Py_UCS4 *low) {
+    const Py_UCS1 *t = PyUnicode_1BYTE_DATA(text);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        out[i] = t[i];
+        low[i] = ascii_lower(t[i]);
+    }
+}
+
+/* The first pass of stats.analyse_python: the character counts. Returns 0 when clean_text would
+ * change the text. Sets *extract when a contact or URL pattern could match; with extract == NULL
+ * (analyse_ascii) such a text returns 0 too. */
+static int text_scan(const CharTables *ct, const Py_UCS4 *t, const Py_UCS4 *low, Py_ssize_t len, Measure *m,
+                     int *extract) {
+    memset(m, 0, sizeof(*m));
+    int found = 0;
+    Py_ssize_t run = 0;
+    Py_UCS4 prev = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_UCS4 c = t[i];
+        if (c < 128 ? ct->ascii_control[c] : in_ranges(ct->control, ct->n_control, c)) {
+            return 0; /* clean_text rewrites control characters */
+        }
+        if (c == '@' || c == '/' || (c == '.' && i >= 1 && domain_dot(ct, t, len, i)) ||
+            (url_w(ct, c) && i + 3 < len && url_w(ct, t[i + 1]) && url_w(ct, t[i + 2]) && t[i + 3] == '.')) {
+            found = 1; /* e-mails, handles, chat links, URLs */
+        }
+        m->has_star |= c == '*';
+        m->exclaims += c == '!'; /* text.count("!") */
+        if (c >= 128 && in_ranges(ct->emoji, ct->n_emoji, c)) {
+            m->emojis++; /* len(_EMOJI_RE.findall(text)) */
+        }
+        if (Py_UNICODE_ISSPACE(c)) {
+            continue;
+        }
+        /* The counts over nonspace = "".join(text.split()). */
+        m->nonspace++;
+        if (u_digit(c) && ++m->digits >= 10) {
+            found = 1; /* the phone pattern would run */
+        }
+        m->letters += u_alpha(c);
+        m->upper += u_upper(c);
+        /* nonspace.lower().count(v) for v in "aeiouy": lower() maps character to character here
+           (same length), and only its final-sigma rule depends on the neighbours. */
+        m->vowels += ascii_vowel(low[i]);
+        /* Longest run of one character in nonspace (_RUN2_RE; 1 for a lone character, 0 for
+           none). */
+        run = (m->nonspace > 1 && c == prev) ? run + 1 : 1;
+        prev = c;
+        if (run > m->max_run) {
+            m->max_run = run;
+        }
+    }
+    if (extract == NULL) {
+        return !found;
+    }
+    *extract = found;
+    return 1;
+}
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The end of the _TOKEN_RE match ([^\W_]+(?:'[^\W_]+)? : alphanumerics, optionally joined by one
+ * apostrophe) that starts at t[i], an alphanumeric. */
+static inline Py_ssize_t token_end(const Py_UCS4 *t, Py_ssize_t len, Py_ssize_t i) {
+    while (i < len && u_alnum(t[i])) {
+        i++;
+    }
+    if (i + 1 < len && t[i] == '\'' && u_alnum(t[i + 1])) {
+        i++;
+        while (i < len && u_alnum(t[i])) {
+            i++;
+        }
+    }
+    return i;
+}
+
+/* len(t) >= 2 and t.isupper() and t.isalpha() (str.isupper: some cased character and no lower-
+ * or title-case one). */
+static int caps_word(const Py_UCS4 *t, Py_ssize_t n) {
+    int cased = 0;
+    if (n < 2) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!u_alpha(t[i]) || u_lower(t[i]) || u_title(t[i])) {
+            return 0;
+        }
+        cased |= u_upper(t[i]);
+    }
+    return cased;
+}
+
+/* The token statistics of stats.analyse_python over `rest` (t as written, low lower-cased):
+ * tokens of low, distinct tokens, the top count, the longest run of one token, the share of
+ * repeated word pairs, and the caps words among the tokens of t. */
+static void text_tokens(TextScratch *s, const Py_UCS4 *t, const Py_UCS4 *low, Py_ssize_t len, Measure *m) {
+    s->tok_low = low;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < len;) {
+        if (!u_alnum(low[i])) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i;
+        i = token_end(low, len, i);
+        int alpha = 1, ascii = 1;
+        for (Py_ssize_t k = start; k < i; k++) {
+            alpha &= u_alpha(low[k]);
+            ascii &= low[k] < 128;
+        }
+        Py_ssize_t length = i - start;
+        if (length > m->max_token_len) {
+            m->max_token_len = length;
+        }
+        m->sum_token_len += length;
+        m->n_alpha += alpha;
+        s->tokens[n].start = start;
+        s->tokens[n].length = length;
+        s->tokens[n].alpha = alpha;
+        s->tokens[n].ascii = ascii;
+        n++;
+    }
+    m->n_tokens = n;
+    /* Caps words are counted from two capitals on (stats.analyse_python). */
+    if (m->upper >= 2) {
+        for (Py_ssize_t i = 0; i < len;) {
+            if (!u_alnum(t[i])) {
+                i++;
+                continue;
+            }
+            Py_ssize_t start = i;
+            i = token_end(t, len, i);
+            m->caps_words += caps_word(t + start, i - start);
+        }
+    }
+
+    /* Distinct tokens (set(tokens), Counter(tokens)). n <= (len + 1) / 2, so 2n <= table_cap. */
+    uint64_t size = 16;
+    while (size < (uint64_t)n * 2) {
+        size <<= 1;
+    }
+    memset(s->slots, 0, (size_t)size * sizeof(uint32_t));
+    uint32_t n_unique = 0, top = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Token *tok = &s->tokens[k];
+        const Py_UCS4 *key = low + tok->start;
+        for (uint64_t at = fnv_ucs4(key, tok->length) & (size - 1);; at = (at + 1) & (size - 1)) {
+            uint32_t v = s->slots[at];
+            if (v == 0) {
+                s->slots[at] = (uint32_t)k + 1;
+                tok->id = n_unique;
+                s->counts[n_unique++] = 0;
+                break;
+            }
+            const Token *other = &s->tokens[v - 1];
+            if (other->length == tok->length &&
+                memcmp(low + other->start, key, (size_t)tok->length * sizeof(Py_UCS4)) == 0) {
+                tok->id = other->id;
+                break;
+            }
+        }
+        uint32_t count = ++s->counts[tok->id];
+        if (count > top) {
+            top = count;
+        }
+    }
+    m->n_unique = n_unique;
+    m->top = top;
+    /* The longest run of one token matters only when some token occurs five times or more. */
+    m->best_same = 1;
+    if (top >= 5) {
+        Py_ssize_t same = 0;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            same = (k > 0 && s->tokens[k].id == s->tokens[k - 1].id) ? same + 1 : 1;
+            if (same > m->best_same) {
+                m->best_same = same;
+            }
+        }
+    }
+    /* 1 - len(set(bigrams)) / len(bigrams), only when some token repeats. */
+    m->repeated_bigrams = 0.0;
+    if ((Py_ssize_t)n_unique < n) {
+        memset(s->pairs, 0, (size_t)size * sizeof(uint64_t));
+        Py_ssize_t distinct = 0;
+        for (Py_ssize_t k = 0; k + 1 < n; k++) {
+            uint64_t key = ((uint64_t)s->tokens[k].id << 32 | s->tokens[k + 1].id) | PAIR_USED;
+            for (uint64_t at = mix64(key) & (size - 1);; at = (at + 1) & (size - 1)) {
+                if (s->pairs[at] == 0) {
+                    s->pairs[at] = key;
+                    distinct++;
+                    break;
+                }
+                if (s->pairs[at] == key) {
+                    break;
+                }
+            }
+        }
+        m->repeated_bigrams = 1.0 - (double)distinct / (double)(n - 1);
+    }
+}
+
+/* A str of the ASCII code points p[0..n). */
+static PyObject *ascii_str(const Py_UCS4 *p, Py_ssize_t n) {
+    PyObject *str = PyUnicode_New(n, 127);
+    if (str != NULL) {
+        Py_UCS1 *out = PyUnicode_1BYTE_DATA(str);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            out[i] = (Py_UCS1)p[i];
+        }
+    }
+    return str;
+}
+
+/* analyse_ascii(text, max_chars): the tuple stats.analyse turns into a TextAnalysis, or None for
+ * a text that is not ASCII, longer than max_chars or off the fast path. */
 static PyObject *analyse_ascii(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "analyse_ascii(text: str, max_chars: int)");
@@ -503,179 +916,1678 @@ static PyObject *analyse_ascii(PyObject *Py_UNUSED(module), PyObject *const *arg
         return NULL;
     }
     Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    if (!PyUnicode_IS_ASCII(text) || len > max_chars) {
+    if (!PyUnicode_IS_ASCII(text) || len > max_chars || len >= FAST_MAX_LEN) {
         Py_RETURN_NONE;
     }
-    const unsigned char *t = PyUnicode_1BYTE_DATA(text);
-    Py_ssize_t nonspace = 0, letters = 0, upper = 0, digits = 0, vowels = 0, exclaims = 0;
-    Py_ssize_t max_run = 0, run = 0;
-    int prev = -1;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        unsigned char c = t[i];
-        if (c < 0x20 ? (c != '\t' && c != '\n' && c != '\r') : c == 0x7f) {
-            Py_RETURN_NONE; /* control characters: clean_text rewrites them */
-        }
-        if (c == '@' || c == '/') {
-            Py_RETURN_NONE;
-        }
-        if (c == '.' && i >= 1 && domain_dot(t, len, i)) {
-            Py_RETURN_NONE;
-        }
-        if ((c | 0x20) == 'w' && i + 3 < len && (t[i + 1] | 0x20) == 'w' &&
-            (t[i + 2] | 0x20) == 'w' && t[i + 3] == '.') {
-            Py_RETURN_NONE;
-        }
-        if (ascii_space(c)) {
-            continue;
-        }
-        nonspace++;
-        if (c >= '0' && c <= '9') {
-            if (++digits >= 10) {
-                Py_RETURN_NONE;
-            }
-        } else if (ascii_alpha(c)) {
-            letters++;
-            upper += ascii_upper(c);
-            vowels += ascii_vowel(c);
-        } else if (c == '!') {
-            exclaims++;
-        }
-        /* Longest run of one character in the text without its whitespace. */
-        run = (c == prev) ? run + 1 : 1;
-        prev = c;
-        if (run > max_run) {
-            max_run = run;
-        }
+    TextScratch s = {0};
+    Measure m;
+    PyObject *result = NULL, *tokens = NULL, *alpha = NULL, **distinct = NULL;
+    if (scratch_reserve(&s, len) < 0) {
+        return NULL;
     }
-
-    PyObject *tokens = PyList_New(0), *alpha = PyList_New(0), *counts = PyDict_New();
-    PyObject *result = NULL, *bigrams = NULL;
-    if (tokens == NULL || alpha == NULL || counts == NULL) {
+    load_ascii(text, len, s.text, s.low);
+    if (!text_scan(&ASCII_TABLES, s.text, s.low, len, &m, NULL)) {
+        result = Py_NewRef(Py_None);
         goto done;
     }
-    Py_ssize_t caps_words = 0, max_token_len = 0, top = 0;
+    text_tokens(&s, s.text, s.low, len, &m);
+    tokens = PyTuple_New(m.n_tokens);
+    alpha = tokens ? PyTuple_New(m.n_alpha) : NULL;
+    /* One str per distinct token, shared by its occurrences. */
+    distinct = alpha ? PyMem_Calloc((size_t)m.n_unique + 1, sizeof(PyObject *)) : NULL;
+    if (distinct == NULL) {
+        if (alpha != NULL) {
+            PyErr_NoMemory();
+        }
+        goto done;
+    }
+    Py_ssize_t n_alpha = 0;
+    for (Py_ssize_t k = 0; k < m.n_tokens; k++) {
+        const Token *tok = &s.tokens[k];
+        PyObject *str = distinct[tok->id];
+        if (str == NULL) {
+            str = distinct[tok->id] = ascii_str(s.low + tok->start, tok->length);
+            if (str == NULL) {
+                goto done;
+            }
+        }
+        PyTuple_SET_ITEM(tokens, k, Py_NewRef(str));
+        if (tok->alpha) {
+            PyTuple_SET_ITEM(alpha, n_alpha++, Py_NewRef(str));
+        }
+    }
+    result = Py_BuildValue("(nnnnnOnnOnnnnnd)", m.nonspace, m.letters, m.upper, m.digits, m.vowels,
+                           tokens, m.n_unique, m.max_token_len, alpha, m.max_run, m.top,
+                           m.best_same, m.exclaims, m.caps_words, m.repeated_bigrams);
+done:
+    if (distinct != NULL) {
+        for (Py_ssize_t k = 0; k < m.n_unique; k++) {
+            Py_XDECREF(distinct[k]);
+        }
+        PyMem_Free(distinct);
+    }
+    Py_XDECREF(tokens);
+    Py_XDECREF(alpha);
+    scratch_release(&s);
+    return result;
+}
+
+/* ---- Screen: the feature row and the rule verdicts of one text ------------------------------ */
+
+enum { SEV_NONE = -1, SEV_MILD = 0, SEV_STRONG = 1, SEV_SLUR = 2 }; /* lexicon.SEVERITIES */
+#define N_FEATURES 18                                                /* stats.FEATURE_NAMES */
+/* rules._CREDENTIAL_RE, _CREDENTIAL_ASK_RE, _YOUR_RE, _SPAM_CUES, _CONTACT_CUES */
+enum { CUE_CREDENTIAL, CUE_ASK, CUE_YOUR, CUE_SPAM, CUE_CONTACT, N_CUES };
+#define MAX_EXTRAS 8
+
+/* Verdict bits: the rules in rules._RULE_ORDER, then these. */
+enum {
+    RULE_ABUSE = 1 << 0,
+    RULE_SPAM_LINK = 1 << 1,
+    RULE_CONTACT_HARVEST = 1 << 2,
+    RULE_GIBBERISH = 1 << 3,
+    RULE_REPETITION = 1 << 4,
+    RULE_SHOUTING = 1 << 5,
+    SCREEN_MILD = 1 << 6,    /* only mild profanity (abuse_level's second value) */
+    SCREEN_NOTHING = 1 << 7, /* no visible character: nothing to screen */
+    SCREEN_LONG = 1 << 8,    /* at least min_outlier_chars visible characters */
+    SCREEN_SPAM_CUE = 1 << 9, /* screen_extracted with URLs: _SPAM_CUES matches the text */
+    SCREEN_PYTHON = -1,       /* the code of a text that needs the Python path */
+    SCREEN_EXTRACT = -2,      /* ... that needs stats.extract_contacts, then screen_extracted */
+};
+
+/* Flags of a key of the lexicon table. */
+enum {
+    KEY_SINGLE = 1,       /* a key of AbuseLexicon.single (a run-collapsed term) */
+    KEY_START = 2,        /* in AbuseLexicon.starts */
+    KEY_PHRASE_START = 4, /* in AbuseLexicon.phrase_starts */
+    KEY_TARGET = 8,       /* in lexicon._TARGET_WORDS */
+    KEY_PHRASE = 16,      /* a key of AbuseLexicon.phrases, its words joined by single spaces */
+};
+
+#define KEY_BLOOM_BITS 65536
+static inline uint64_t bloom_bit(uint64_t h) { return (h >> 40) & (KEY_BLOOM_BITS - 1); }
+
+typedef struct {
+    uint64_t hash;
+    uint32_t off, length;        /* the key, in Screen.keys (ASCII) */
+    uint32_t terms_off, terms_n; /* KEY_SINGLE: its (term length, severity) pairs in Screen.terms */
+    int32_t phrase_severity;     /* KEY_PHRASE */
+    uint32_t flags;              /* 0: an empty slot */
+} KeyEntry;
+
+/* One (term, severity) of AbuseLexicon.single: the term's length and severity rank. */
+typedef struct {
+    uint32_t min_length;
+    int32_t severity;
+} TermSeverity;
+
+/* One item of a cue alternative: between min and max (< 0: no limit) characters of a set (ASCII
+ * characters as bits, others as a short list or, for \s, Py_UNICODE_ISSPACE). */
+typedef struct {
+    uint64_t set[2];
+    Py_UCS4 extras[MAX_EXTRAS];
+    int n_extras, space;
+    Py_ssize_t min, max;
+} CueItem;
+
+/* rules._Cues: \b(?:alternatives)\b, case-insensitive; alternative a is items[alts[a]..alts[a+1]).
+ * The character sets come from re itself (inference/anomaly/screen.py), so case folding and \s
+ * mean what the regex means. */
+typedef struct {
+    CueItem *items;
+    Py_ssize_t *alts;
+    Py_ssize_t n_alts;
+    /* The alternatives a match can start with at an ASCII character c: first_alts[first_at[c] ..
+       first_at[c + 1]) (those whose first item accepts c or is optional). */
+    Py_ssize_t first_at[129];
+    Py_ssize_t *first_alts;
+} Cue;
+
+typedef struct {
+    PyObject_HEAD
+    KeyEntry *entries;
+    uint64_t mask;
+    uint64_t bloom[KEY_BLOOM_BITS / 64]; /* a bit per key hash: most words skip the table */
+    unsigned char *keys;
+    size_t keys_size, keys_cap;
+    TermSeverity *terms;
+    size_t terms_size, terms_cap;
+    int lexicon_ascii;                    /* every key is ASCII: no other word can be a term */
+    unsigned char strip[128];             /* lexicon._STRIP_CHARS */
+    unsigned char leet[128];              /* lexicon._LEET (identity elsewhere) */
+    unsigned char rare_pair[26][26];      /* stats._RARE_PAIRS */
+    unsigned char keyboard_first[26][26]; /* first two letters of some stats._KEYBOARD_RUNS */
+    uint32_t *keyboard;                   /* stats._KEYBOARD_RUNS, four letters packed */
+    Py_ssize_t n_keyboard;
+    Cue cues[N_CUES];
+    CharRange *ranges; /* control ranges, then emoji ranges (tables points into them) */
+    Py_UCS4 *folds;
+    CharTables tables;
+    PyObject *is_nfc;            /* unicodedata.is_normalized("NFC", ...) */
+    PyObject *counts_as_nonword; /* stats._counts_as_nonword, for tokens that are not ASCII */
+    PyObject *lower_name;        /* "lower" */
+    Py_ssize_t max_chars, min_outlier_chars;
+    int ready;
+    Py_ssize_t busy;    /* screen() calls under way (a callback may let another thread in) */
+    TextScratch cached; /* reused by calls that find it free (cached_busy == 0) */
+    int cached_busy;
+} Screen;
+
+static inline int item_has(const CueItem *it, Py_UCS4 c) {
+    if (c < 128) {
+        return (it->set[c >> 6] >> (c & 63)) & 1;
+    }
+    if (it->space && Py_UNICODE_ISSPACE(c)) {
+        return 1;
+    }
+    for (int k = 0; k < it->n_extras; k++) {
+        if (it->extras[k] == c) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The entry of an ASCII key, or NULL (also for any key with another character: every stored key
+ * is ASCII). */
+static const KeyEntry *key_find(const Screen *self, const Py_UCS4 *key, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (key[i] >= 128) {
+            return NULL;
+        }
+    }
+    uint64_t h = fnv_ucs4(key, n);
+    if (!((self->bloom[bloom_bit(h) >> 6] >> (bloom_bit(h) & 63)) & 1)) {
+        return NULL;
+    }
+    for (uint64_t at = h & self->mask;; at = (at + 1) & self->mask) {
+        const KeyEntry *e = &self->entries[at];
+        if (e->flags == 0) {
+            return NULL;
+        }
+        if (e->hash != h || e->length != (uint32_t)n) {
+            continue;
+        }
+        const unsigned char *stored = self->keys + e->off;
+        Py_ssize_t i = 0;
+        while (i < n && stored[i] == key[i]) {
+            i++;
+        }
+        if (i == n) {
+            return e;
+        }
+    }
+}
+
+/* ---- rule helpers ---- */
+
+/* stats._is_nonword for an alphabetic lower-case ASCII token of 4+ letters. */
+static int is_nonword(const Screen *self, const Py_UCS4 *token, Py_ssize_t n, Py_UCS4 *buf) {
+    /* word = collapse_runs(token, 2): every run of one letter cut to at most two. */
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (k >= 2 && buf[k - 1] == token[i] && buf[k - 2] == token[i]) {
+            continue;
+        }
+        buf[k++] = token[i];
+    }
+    if (k < 4) {
+        return 0;
+    }
+    if (k >= 30) {
+        return 1;
+    }
+    /* Consonant runs: the non-empty parts of _VOWEL_SPLIT_RE.split(word). */
+    int has_vowel = 0;
+    Py_ssize_t run = 0, longest = 0, long_runs = 0;
+    for (Py_ssize_t i = 0; i <= k; i++) {
+        if (i < k && !ascii_vowel(buf[i])) {
+            run++;
+            continue;
+        }
+        has_vowel |= i < k;
+        if (run > longest) {
+            longest = run;
+        }
+        long_runs += run >= 4;
+        run = 0;
+    }
+    if (!has_vowel || longest >= 6 || long_runs >= 2) {
+        return 1;
+    }
+    /* The letters are a-z here (alphabetic ASCII, lower-cased). */
+    for (Py_ssize_t i = 0; i + 1 < k; i++) {
+        Py_UCS4 a = buf[i] - 'a', b = buf[i + 1] - 'a';
+        if (self->rare_pair[a][b]) {
+            return 1;
+        }
+        if (i + 3 < k && self->keyboard_first[a][b]) {
+            uint32_t packed = (uint32_t)buf[i] << 24 | (uint32_t)buf[i + 1] << 16 |
+                              (uint32_t)buf[i + 2] << 8 | (uint32_t)buf[i + 3];
+            for (Py_ssize_t r = 0; r < self->n_keyboard; r++) {
+                if (self->keyboard[r] == packed) {
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* TextAnalysis.nonwords: stats._counts_as_nonword over the alpha tokens. -1 on error. */
+static Py_ssize_t count_nonwords(const Screen *self, TextScratch *s, Py_ssize_t n_tokens) {
+    Py_ssize_t nonwords = 0;
+    for (Py_ssize_t k = 0; k < n_tokens; k++) {
+        const Token *tok = &s->tokens[k];
+        /* Words of three letters or fewer are never judged. */
+        if (!tok->alpha || tok->length < 4) {
+            continue;
+        }
+        if (tok->ascii) {
+            nonwords += is_nonword(self, s->tok_low + tok->start, tok->length, s->tmp2);
+            continue;
+        }
+        /* Other tokens are judged after NFD without combining marks: the (memoised) Python. */
+        PyObject *str = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, s->tok_low + tok->start, tok->length);
+        PyObject *answer = str ? PyObject_CallOneArg(self->counts_as_nonword, str) : NULL;
+        Py_XDECREF(str);
+        int truth = answer ? PyObject_IsTrue(answer) : -1;
+        Py_XDECREF(answer);
+        if (truth < 0) {
+            return -1;
+        }
+        nonwords += truth;
+    }
+    return nonwords;
+}
+
+/* stats._feature_row in the same operation order, in doubles, then cast to float32 (as
+ * np.array(..., dtype=np.float32) does). Python's int / int is (double)a / (double)b for ints
+ * below 2**53, and math.log1p is libm's log1p for x >= 0. */
+static void feature_row(const Measure *m, Py_ssize_t n_chars, Py_ssize_t n_urls, Py_ssize_t n_contacts,
+                        float *row) {
+    Py_ssize_t n_tok = m->n_tokens;
+    double nonspace = (double)(m->nonspace > 1 ? m->nonspace : 1);
+    double letters = (double)(m->letters > 1 ? m->letters : 1);
+    double tok = (double)n_tok;
+    double values[N_FEATURES] = {
+        log1p((double)n_chars),
+        log1p(tok),
+        (double)m->upper / letters,
+        (double)(m->nonspace - m->letters) / nonspace,
+        (double)m->digits / nonspace,
+        log1p((double)m->max_run),
+        n_tok ? (double)m->n_unique / tok : 1.0,
+        n_tok ? (double)m->top / tok : 0.0,
+        m->n_alpha ? (double)m->nonwords / (double)m->n_alpha : 0.0,
+        (double)n_urls,     /* float(len(a.urls)) */
+        (double)n_contacts, /* float(a.emails + a.phones) */
+        (double)m->exclaims / (double)(n_tok > 1 ? n_tok : 1),
+        (double)m->emojis / nonspace,
+        n_tok ? (double)m->sum_token_len / tok : 0.0,
+        log1p((double)m->max_token_len),
+        (double)m->vowels / letters,
+        m->repeated_bigrams,
+        n_tok ? (double)m->caps_words / tok : 0.0,
+    };
+    for (int k = 0; k < N_FEATURES; k++) {
+        row[k] = (float)values[k];
+    }
+}
+
+/* rules._gibberish */
+static int rule_gibberish(const Measure *m) {
+    if (m->n_alpha == 0) {
+        /* Only digits/symbols: gibberish when long enough to be a keyboard mash. */
+        return m->nonspace >= 12 && m->letters == 0 && m->emojis * 2 < m->nonspace &&
+               m->digits < m->nonspace;
+    }
+    if (m->nonwords == 0) {
+        return 0;
+    }
+    double share = (double)m->nonwords / (double)m->n_alpha;
+    return share >= 0.5 || (m->nonwords >= 3 && share >= 0.3);
+}
+
+/* stats.UNIT_REPEAT_RE.fullmatch(token): (.{1,3}?)\1{5,} — one unit of 1-3 characters, six
+ * times or more, and nothing else (tokens hold no newline, which '.' would not match). */
+static int unit_repeat(const Py_UCS4 *t, Py_ssize_t n) {
+    for (Py_ssize_t unit = 1; unit <= 3; unit++) {
+        if (n % unit != 0 || n / unit < 6) {
+            continue;
+        }
+        Py_ssize_t i = unit;
+        while (i < n && t[i] == t[i - unit]) {
+            i++;
+        }
+        if (i == n) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* rules._repetition */
+static int rule_repetition(const Measure *m, const TextScratch *s) {
+    Py_ssize_t n = m->n_tokens;
+    if (m->best_same >= 5) {
+        return 1;
+    }
+    if (n >= 6 && (double)m->top / (double)n >= 0.5) {
+        return 1;
+    }
+    if (n >= 12 && (double)m->n_unique / (double)n < 0.3) {
+        return 1;
+    }
+    if (m->max_run >= 15) {
+        return 1;
+    }
+    if (m->max_token_len >= 20) {
+        for (Py_ssize_t k = 0; k < n; k++) {
+            const Token *tok = &s->tokens[k];
+            if (tok->length >= 20 && unit_repeat(s->tok_low + tok->start, tok->length)) {
+                return 1;
+            }
+        }
+    }
+    return n >= 12 && m->repeated_bigrams >= 0.5;
+}
+
+/* rules._shouting */
+static int rule_shouting(const Measure *m) {
+    if (m->letters < 12) {
+        return 0;
+    }
+    double share = (double)m->upper / (double)m->letters;
+    return (share >= 0.7 && m->caps_words >= 3) ||
+           (share >= 0.6 && m->caps_words >= 2 && m->exclaims >= 3);
+}
+
+/* re's \b: a word character on exactly one side of `pos`. */
+static inline int word_boundary(const Py_UCS4 *t, Py_ssize_t len, Py_ssize_t pos) {
+    int before = pos > 0 && u_word(t[pos - 1]);
+    int after = pos < len && u_word(t[pos]);
+    return before != after;
+}
+
+/* Whether items[item..end) match t from pos and a \b follows; tries every count of each item
+ * (greedy first, as re backtracks), so the answer is re's. */
+static int cue_match_at(const CueItem *items, Py_ssize_t item, Py_ssize_t end, const Py_UCS4 *t,
+                        Py_ssize_t len, Py_ssize_t pos) {
+    if (item == end) {
+        return word_boundary(t, len, pos);
+    }
+    const CueItem *it = &items[item];
+    Py_ssize_t count = 0;
+    while (pos + count < len && (it->max < 0 || count < it->max) && item_has(it, t[pos + count])) {
+        count++;
+    }
+    for (Py_ssize_t k = count; k >= it->min; k--) {
+        if (cue_match_at(items, item + 1, end, t, len, pos + k)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether alternative a of the cue matches at pos. */
+static inline int cue_alt_at(const Cue *cue, Py_ssize_t a, const Py_UCS4 *t, Py_ssize_t len, Py_ssize_t pos) {
+    return cue_match_at(cue->items, cue->alts[a], cue->alts[a + 1], t, len, pos);
+}
+
+/* cue.pattern.search(text) is not None: \b then some alternative, at any position. */
+static int cue_search(const Cue *cue, const Py_UCS4 *t, Py_ssize_t len) {
+    for (Py_ssize_t pos = 0; pos <= len; pos++) {
+        /* At the end of the text, or at a character beyond ASCII, any alternative may start. */
+        int every = pos == len || t[pos] >= 128;
+        Py_ssize_t from = every ? 0 : cue->first_at[t[pos]], to = every ? cue->n_alts : cue->first_at[t[pos] + 1];
+        if (from == to || !word_boundary(t, len, pos)) {
+            continue;
+        }
+        for (Py_ssize_t k = from; k < to; k++) {
+            if (cue_alt_at(cue, every ? k : cue->first_alts[k], t, len, pos)) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- the abuse rule (lexicon._abuse_tokens, abuse_hits, abuse_level) ---- */
+
+static inline int az_or_star(Py_UCS4 c) { return (c >= 'a' && c <= 'z') || c == '*'; }
+
+/* Append the word wbuf[start..w) to s->words. */
+static inline void push_word(TextScratch *s, Py_ssize_t start, Py_ssize_t w, Py_ssize_t *nw) {
+    int ascii = 1;
+    for (Py_ssize_t i = start; i < w; i++) {
+        ascii &= s->wbuf[i] < 128;
+    }
+    s->words[*nw].off = start;
+    s->words[*nw].length = w - start;
+    s->words[*nw].ascii = ascii;
+    (*nw)++;
+}
+
+/* lexicon._deobfuscate for one lower-case chunk c[0..n) of text.lower().split(): its parts are
+ * appended to s->wbuf at *w (back to back) and to s->words. */
+static void deobfuscate(const Screen *self, TextScratch *s, const Py_UCS4 *c, Py_ssize_t n, Py_ssize_t *w,
+                        Py_ssize_t *nw) {
+    /* tok = raw.strip(_STRIP_CHARS) */
+    Py_ssize_t a = 0, b = n;
+    while (a < b && c[a] < 128 && self->strip[c[a]]) {
+        a++;
+    }
+    while (b > a && c[b - 1] < 128 && self->strip[c[b - 1]]) {
+        b--;
+    }
+    /* bare = tok.rstrip("!."); letters only: (bare,) */
+    Py_ssize_t bare = b;
+    while (bare > a && (c[bare - 1] == '!' || c[bare - 1] == '.')) {
+        bare--;
+    }
+    int letters = bare > a;
+    for (Py_ssize_t i = a; i < bare && letters; i++) {
+        letters = u_alpha(c[i]);
+    }
+    if (letters) {
+        Py_ssize_t start = *w;
+        memcpy(s->wbuf + start, c + a, (size_t)(bare - a) * sizeof(Py_UCS4));
+        *w += bare - a;
+        push_word(s, start, *w, nw);
+        return;
+    }
+    /* tok = tok.lstrip("#@") if len(tok) > 1 and tok[1:2].isalpha() else tok */
+    if (b - a > 1 && u_alpha(c[a + 1])) {
+        while (a < b && (c[a] == '#' || c[a] == '@')) {
+            a++;
+        }
+    }
+    /* tok = tok.rstrip("!."); if not tok: () */
+    while (b > a && (c[b - 1] == '!' || c[b - 1] == '.')) {
+        b--;
+    }
+    if (a == b) {
+        return;
+    }
+    Py_ssize_t m = b - a;
+    Py_UCS4 *x = s->tmp;
+    int any_alpha = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        x[i] = c[a + i];
+        any_alpha |= u_alpha(x[i]);
+    }
+    if (any_alpha) {
+        for (Py_ssize_t i = 0; i < m; i++) {
+            x[i] = x[i] < 128 ? self->leet[x[i]] : x[i]; /* tok.translate(_LEET) */
+        }
+    }
+    /* _INNER_SEPARATORS.sub("", tok) when tok has a letter: (?<=[a-z*])[.\-_](?=[a-z*]), the
+       look-arounds reading the translated string. Then _SPLIT_PARTS_RE.split on [^\w*]+: the parts
+       are the maximal runs of [\w*]; all-digit ones are dropped and "_" is removed from the others
+       (which can leave an empty part: "__" gives ""). */
+    Py_ssize_t run_start = 0;
+    int in_run = 0, all_digits = 0;
+    for (Py_ssize_t i = 0; i <= m; i++) {
+        Py_UCS4 ch = i < m ? x[i] : ' ';
+        if (i < m && any_alpha && (ch == '.' || ch == '-' || ch == '_') && i > 0 && az_or_star(x[i - 1]) &&
+            i + 1 < m && az_or_star(x[i + 1])) {
+            continue; /* removed */
+        }
+        if (i < m && (u_word(ch) || ch == '*')) {
+            if (!in_run) {
+                in_run = 1;
+                all_digits = 1;
+                run_start = *w;
+            }
+            all_digits &= u_digit(ch);
+            if (ch != '_') {
+                s->wbuf[(*w)++] = ch;
+            }
+            continue;
+        }
+        if (in_run) {
+            if (all_digits) {
+                *w = run_start; /* part.isdigit(): dropped */
+            } else {
+                push_word(s, run_start, *w, nw);
+            }
+            in_run = 0;
+        }
+    }
+}
+
+/* lexicon._abuse_tokens over s->low[0..len): the number of words in s->words. */
+static Py_ssize_t abuse_words(const Screen *self, TextScratch *s, Py_ssize_t len) {
+    Py_ssize_t w = 0, nw = 0;
     for (Py_ssize_t i = 0; i < len;) {
-        if (!ascii_alnum(t[i])) {
+        if (Py_UNICODE_ISSPACE(s->low[i])) { /* str.split() */
             i++;
             continue;
         }
         Py_ssize_t start = i;
-        while (i < len && ascii_alnum(t[i])) {
+        while (i < len && !Py_UNICODE_ISSPACE(s->low[i])) {
             i++;
         }
-        if (i + 1 < len && t[i] == '\'' && ascii_alnum(t[i + 1])) {
-            i++;
-            while (i < len && ascii_alnum(t[i])) {
-                i++;
+        deobfuscate(self, s, s->low + start, i - start, &w, &nw);
+    }
+    /* Spelled-out letters: three or more one-letter parts in a row are joined into one word.
+       Parts are back to back in wbuf, so joining adds up lengths. */
+    Word *words = s->words;
+    Py_ssize_t out = 0;
+    for (Py_ssize_t i = 0; i < nw;) {
+        Py_ssize_t j = i;
+        int ascii = 1;
+        while (j < nw && words[j].length == 1 && u_alpha(s->wbuf[words[j].off])) {
+            ascii &= words[j].ascii;
+            j++;
+        }
+        if (j - i >= 3) {
+            words[out].off = words[i].off;
+            words[out].length = j - i;
+            words[out].ascii = ascii;
+            out++;
+            i = j;
+        } else {
+            words[out++] = words[i++];
+        }
+    }
+    return out;
+}
+
+/* collapse_runs(word, 1) into buf: every run of one character cut to one. */
+static Py_ssize_t collapse1(const Py_UCS4 *word, Py_ssize_t n, Py_UCS4 *buf) {
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (k == 0 || buf[k - 1] != word[i]) {
+            buf[k++] = word[i];
+        }
+    }
+    return k;
+}
+
+/* The strongest severity of the terms of a single key that a word of `length` characters can be
+ * (a stretched form may be longer than the term, never shorter). */
+static int term_severity(const Screen *self, const KeyEntry *e, Py_ssize_t length) {
+    int best = SEV_NONE;
+    if (e == NULL || !(e->flags & KEY_SINGLE)) {
+        return best;
+    }
+    for (uint32_t k = 0; k < e->terms_n; k++) {
+        const TermSeverity *ts = &self->terms[e->terms_off + k];
+        if ((size_t)length >= ts->min_length && ts->severity > best) {
+            best = ts->severity;
+        }
+    }
+    return best;
+}
+
+/* lexicon._lookup (no '*': the fast path has none). */
+static int word_severity(const Screen *self, const Py_UCS4 *word, Py_ssize_t n, Py_UCS4 *buf) {
+    Py_ssize_t k = collapse1(word, n, buf);
+    return term_severity(self, key_find(self, buf, k), n);
+}
+
+/* lexicon._word_info, plus whether the word is a target word. */
+static void word_info(const Screen *self, TextScratch *s, Word *word) {
+    word->severity = SEV_NONE;
+    word->joinable = word->target = 0;
+    if (!word->ascii) {
+        return; /* every key is ASCII (Screen.lexicon_ascii, else the text took the Python path) */
+    }
+    const Py_UCS4 *w = s->wbuf + word->off;
+    Py_ssize_t k = collapse1(w, word->length, s->tmp2);
+    const KeyEntry *collapsed = key_find(self, s->tmp2, k);
+    /* Collapsing only removes characters: same length, same word. */
+    const KeyEntry *raw = k == word->length ? collapsed : key_find(self, w, word->length);
+    word->severity = term_severity(self, collapsed, word->length);
+    word->joinable = (collapsed != NULL && (collapsed->flags & KEY_START)) ||
+                     (raw != NULL && (raw->flags & KEY_PHRASE_START));
+    word->target = raw != NULL && (raw->flags & KEY_TARGET);
+}
+
+/* AbuseLexicon.phrases.get(tuple(words[i:i + n])): SEV_NONE when it is not a phrase. */
+static int phrase_severity(const Screen *self, TextScratch *s, Py_ssize_t i, Py_ssize_t n) {
+    Py_ssize_t k = 0;
+    for (Py_ssize_t j = i; j < i + n; j++) {
+        if (j > i) {
+            s->tmp[k++] = ' ';
+        }
+        memcpy(s->tmp + k, s->wbuf + s->words[j].off, (size_t)s->words[j].length * sizeof(Py_UCS4));
+        k += s->words[j].length;
+    }
+    const KeyEntry *e = key_find(self, s->tmp, k);
+    return e != NULL && (e->flags & KEY_PHRASE) ? e->phrase_severity : SEV_NONE;
+}
+
+/* lexicon.abuse_level over words[0..nw): sets *abuse (fires the rule) and *mild (only mild). */
+static void abuse_level(const Screen *self, TextScratch *s, Py_ssize_t nw, int *abuse, int *mild) {
+    Word *words = s->words;
+    for (Py_ssize_t i = 0; i < nw; i++) {
+        word_info(self, s, &words[i]);
+    }
+    /* abuse_hits: a joinable word may start a phrase of 4, 3 or 2 words, or a term written as two
+       words of 6+ characters together; a phrase counts once. The hit severities are tallied. */
+    Py_ssize_t slurs = 0, strong = 0, strong_aimed = 0, mild_aimed = 0, hits = 0;
+    for (Py_ssize_t i = 0; i < nw;) {
+        int severity = words[i].severity;
+        Py_ssize_t span = 1;
+        if (words[i].joinable) {
+            for (Py_ssize_t n = 4; n >= 2; n--) {
+                if (i + n > nw) {
+                    continue;
+                }
+                int phrase = phrase_severity(self, s, i, n);
+                if (phrase == SEV_NONE && n == 2 && words[i].length + words[i + 1].length >= 6) {
+                    /* words[i] + words[i + 1]: the two are back to back in wbuf. */
+                    phrase = word_severity(self, s->wbuf + words[i].off,
+                                           words[i].length + words[i + 1].length, s->tmp2);
+                }
+                if (phrase != SEV_NONE) {
+                    severity = phrase > severity ? phrase : severity;
+                    span = n;
+                    break;
+                }
             }
         }
-        Py_ssize_t n = i - start;
-        PyObject *token = PyUnicode_New(n, 127);
-        if (token == NULL) {
-            goto done;
+        if (severity != SEV_NONE) {
+            hits++;
+            /* aimed: a target word among words[max(0, i - 5) : i + 4] */
+            int aimed = 0;
+            for (Py_ssize_t j = i > 5 ? i - 5 : 0; j < i + 4 && j < nw && !aimed; j++) {
+                aimed = words[j].target;
+            }
+            slurs += severity == SEV_SLUR;
+            strong += severity == SEV_STRONG;
+            strong_aimed += severity == SEV_STRONG && aimed;
+            mild_aimed += severity == SEV_MILD && aimed;
         }
-        unsigned char *out = PyUnicode_1BYTE_DATA(token);
-        int all_alpha = 1, all_upper = 1;
-        for (Py_ssize_t k = 0; k < n; k++) {
-            unsigned char c = t[start + k];
-            all_alpha &= ascii_alpha(c);
-            all_upper &= ascii_upper(c);
-            out[k] = (unsigned char)(ascii_upper(c) ? c | 0x20 : c);
-        }
-        caps_words += (n >= 2 && all_upper);
-        if (n > max_token_len) {
-            max_token_len = n;
-        }
-        PyObject *seen = PyDict_GetItemWithError(counts, token);
-        Py_ssize_t count = seen ? PyLong_AsSsize_t(seen) + 1 : 1;
-        PyObject *count_obj = (seen || !PyErr_Occurred()) ? PyLong_FromSsize_t(count) : NULL;
-        int failed = count_obj == NULL || PyDict_SetItem(counts, token, count_obj) < 0 ||
-                     PyList_Append(tokens, token) < 0 || (all_alpha && PyList_Append(alpha, token) < 0);
-        Py_XDECREF(count_obj);
-        Py_DECREF(token);
-        if (failed) {
-            goto done;
-        }
-        if (count > top) {
-            top = count;
+        i += span;
+    }
+    *abuse = slurs > 0 || (strong > 0 && (strong >= 2 || strong_aimed > 0)) || mild_aimed >= 2;
+    *mild = hits > 0 && !*abuse;
+}
+
+/* 0 when clean_text's encode/NFC step leaves text[:2 * max_chars] unchanged, else 1; -1 on error. */
+static int check_nfc(const Screen *self, PyObject *text) {
+    Py_ssize_t n_chars = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    /* clean_text replaces lone surrogates in text[:2 * max_chars] and NFC-normalises it. */
+    Py_ssize_t head = n_chars < 2 * self->max_chars ? n_chars : 2 * self->max_chars;
+    for (Py_ssize_t i = 0; kind != PyUnicode_1BYTE_KIND && i < head; i++) {
+        if (Py_UNICODE_IS_SURROGATE(PyUnicode_READ(kind, data, i))) {
+            return 1;
         }
     }
-    Py_ssize_t n_tokens = PyList_GET_SIZE(tokens);
-    Py_ssize_t n_unique = PyDict_GET_SIZE(counts);
-    if (upper < 2) {
-        caps_words = 0; /* as in stats.analyse: not counted below two capitals */
+    PyObject *prefix = PyUnicode_Substring(text, 0, head);
+    PyObject *answer = prefix ? PyObject_CallOneArg(self->is_nfc, prefix) : NULL;
+    Py_XDECREF(prefix);
+    int normal = answer ? PyObject_IsTrue(answer) : -1;
+    Py_XDECREF(answer);
+    return normal < 0 ? -1 : !normal;
+}
+
+/* text[:len] into `out` and its str.lower() into `low`: 0, or 1 when lower() changes the length
+ * (U+0130 does: the Python path), -1 on error. */
+static int load_text(const Screen *self, PyObject *text, Py_ssize_t len, Py_UCS4 *out, Py_UCS4 *low) {
+    if (PyUnicode_IS_ASCII(text)) {
+        load_ascii(text, len, out, low);
+        return 0;
     }
-    Py_ssize_t best_same = 1;
-    if (top >= 5) {
-        Py_ssize_t same = 0;
-        best_same = 0;
-        for (Py_ssize_t i = 0; i < n_tokens; i++) {
-            PyObject *a = PyList_GET_ITEM(tokens, i);
-            int eq = i > 0 ? PyUnicode_Compare(a, PyList_GET_ITEM(tokens, i - 1)) == 0 : 0;
-            same = eq ? same + 1 : 1;
-            if (same > best_same) {
-                best_same = same;
+    PyObject *cut = PyUnicode_Substring(text, 0, len);
+    PyObject *lower = cut ? PyObject_CallMethodNoArgs(cut, self->lower_name) : NULL;
+    Py_XDECREF(cut);
+    if (lower == NULL) {
+        return -1;
+    }
+    if (!PyUnicode_Check(lower) || PyUnicode_GET_LENGTH(lower) != len) {
+        Py_DECREF(lower);
+        return 1;
+    }
+    int kind = PyUnicode_KIND(text), low_kind = PyUnicode_KIND(lower);
+    const void *data = PyUnicode_DATA(text), *low_data = PyUnicode_DATA(lower);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        out[i] = PyUnicode_READ(kind, data, i);
+        low[i] = PyUnicode_READ(low_kind, low_data, i);
+    }
+    Py_DECREF(lower);
+    return 0;
+}
+
+/* What stats.extract_contacts found in a text (screen_extracted), or nothing (screen). */
+typedef struct {
+    PyObject *rest; /* NULL: not extracted yet */
+    Py_ssize_t n_urls, n_contacts;
+} Extracted;
+
+/* The verdict and feature row of one text: 0 when written; 1 when it needs the Python path;
+ * 2 when it needs stats.extract_contacts first (only when ex->rest is NULL); -1 on error. */
+static int screen_text(const Screen *self, TextScratch *s, PyObject *text, const Extracted *ex, float *row,
+                       int32_t *code) {
+    Py_ssize_t n_chars = PyUnicode_GET_LENGTH(text);
+    /* clean_text cuts a text to its first max_chars characters; n_chars stays len(raw). */
+    Py_ssize_t len = n_chars < self->max_chars ? n_chars : self->max_chars;
+    Py_ssize_t rest_len = ex->rest ? PyUnicode_GET_LENGTH(ex->rest) : len;
+    if (rest_len > len) {
+        PyErr_SetString(PyExc_ValueError, "rest is longer than the text");
+        return -1;
+    }
+    if (scratch_reserve(s, len) < 0) {
+        return -1;
+    }
+    int status = PyUnicode_IS_ASCII(text) ? 0 : check_nfc(self, text);
+    if (status == 0) {
+        status = load_text(self, text, len, s->text, s->low);
+    }
+    if (status != 0) {
+        return status;
+    }
+    Measure m;
+    int extract = 0;
+    if (!text_scan(&self->tables, s->text, s->low, len, &m, &extract) || m.has_star) {
+        return 1;
+    }
+    const Py_UCS4 *rest = s->text, *rest_low = s->low;
+    if (ex->rest != NULL) {
+        /* Tokens come from the text without its contacts and URLs. */
+        status = load_text(self, ex->rest, rest_len, s->rtext, s->rlow);
+        if (status != 0) {
+            return status;
+        }
+        rest = s->rtext;
+        rest_low = s->rlow;
+    } else if (extract) {
+        return 2;
+    }
+    Py_ssize_t nw = abuse_words(self, s, len);
+    if (!self->lexicon_ascii) {
+        for (Py_ssize_t i = 0; i < nw; i++) {
+            if (!s->words[i].ascii) {
+                return 1; /* a word could be one of the lexicon's other keys */
             }
         }
     }
-    double repeated_bigrams = 0.0;
-    if (n_unique < n_tokens) {
-        bigrams = PySet_New(NULL);
-        if (bigrams == NULL) {
+    text_tokens(s, rest, rest_low, rest_len, &m);
+    m.nonwords = count_nonwords(self, s, m.n_tokens);
+    if (m.nonwords < 0) {
+        return -1;
+    }
+    feature_row(&m, n_chars, ex->n_urls, ex->n_contacts, row);
+
+    int abuse = 0, mild = 0;
+    abuse_level(self, s, nw, &abuse, &mild);
+    int32_t verdict = 0;
+    if (abuse) {
+        verdict |= RULE_ABUSE;
+    }
+    /* rules._contact_harvest: a credential word with a request to hand it over is phishing when
+       there is a contact or a "your"; otherwise a contact is harvesting with a lure, and one more
+       contact or a call to get in touch. */
+    const Py_UCS4 *t = s->text;
+    int harvest;
+    if (cue_search(&self->cues[CUE_CREDENTIAL], t, len) && cue_search(&self->cues[CUE_ASK], t, len)) {
+        harvest = ex->n_contacts > 0 || cue_search(&self->cues[CUE_YOUR], t, len);
+    } else {
+        harvest = ex->n_contacts > 0 && cue_search(&self->cues[CUE_SPAM], t, len) &&
+                  (ex->n_contacts >= 2 || cue_search(&self->cues[CUE_CONTACT], t, len));
+    }
+    if (harvest) {
+        verdict |= RULE_CONTACT_HARVEST;
+    }
+    /* spam_link: the caller judges the links (rules.link_verdict); a lone untrusted link turns on
+       a lure word. */
+    if (ex->n_urls > 0 && cue_search(&self->cues[CUE_SPAM], t, len)) {
+        verdict |= SCREEN_SPAM_CUE;
+    }
+    if (rule_gibberish(&m)) {
+        verdict |= RULE_GIBBERISH;
+    }
+    if (rule_repetition(&m, s)) {
+        verdict |= RULE_REPETITION;
+    }
+    if (rule_shouting(&m)) {
+        verdict |= RULE_SHOUTING;
+    }
+    if (mild) {
+        verdict |= SCREEN_MILD;
+    }
+    if (m.nonspace == 0) {
+        verdict |= SCREEN_NOTHING;
+    }
+    if (m.nonspace >= self->min_outlier_chars) {
+        verdict |= SCREEN_LONG;
+    }
+    *code = verdict;
+    return 0;
+}
+
+/* The scratch of one call: the Screen's own when free (no allocation per call), else a fresh one;
+ * release with scratch_done. */
+static TextScratch *scratch_take(Screen *self, TextScratch *local) {
+    if (!self->cached_busy) {
+        self->cached_busy = 1;
+        return &self->cached;
+    }
+    memset(local, 0, sizeof(*local));
+    return local;
+}
+
+/* Texts of up to this many characters keep their scratch memory for the next call. */
+#define SCRATCH_KEEP 4096
+
+static void scratch_done(Screen *self, TextScratch *s) {
+    if (s == &self->cached) {
+        if (s->cap > SCRATCH_KEEP + 1) {
+            scratch_release(s);
+        }
+        self->cached_busy = 0;
+    } else {
+        scratch_release(s);
+    }
+}
+
+/* ---- Screen construction ---- */
+
+static void cue_clear(Cue *cue) {
+    PyMem_Free(cue->items);
+    PyMem_Free(cue->alts);
+    PyMem_Free(cue->first_alts);
+    memset(cue, 0, sizeof(*cue));
+}
+
+static void screen_clear(Screen *self) {
+    PyMem_Free(self->entries);
+    PyMem_Free(self->keys);
+    PyMem_Free(self->terms);
+    PyMem_Free(self->keyboard);
+    PyMem_Free(self->ranges);
+    PyMem_Free(self->folds);
+    self->entries = NULL;
+    self->keys = NULL;
+    self->terms = NULL;
+    self->keyboard = NULL;
+    self->ranges = NULL;
+    self->folds = NULL;
+    memset(&self->tables, 0, sizeof(self->tables));
+    self->keys_size = self->keys_cap = self->terms_size = self->terms_cap = 0;
+    self->n_keyboard = 0;
+    for (int k = 0; k < N_CUES; k++) {
+        cue_clear(&self->cues[k]);
+    }
+    Py_CLEAR(self->is_nfc);
+    Py_CLEAR(self->counts_as_nonword);
+    Py_CLEAR(self->lower_name);
+    scratch_release(&self->cached);
+    self->ready = 0;
+}
+
+static void Screen_dealloc(Screen *self) {
+    screen_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The entry of `key` (a str), created if absent; *entry = NULL for a key that is not ASCII (no
+ * table lookup can find it: Screen.lexicon_ascii becomes 0). */
+static int key_add(Screen *self, PyObject *key, uint32_t flag, KeyEntry **entry) {
+    *entry = NULL;
+    if (!PyUnicode_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "lexicon keys must be str");
+        return -1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    if (!PyUnicode_IS_ASCII(key) || n >= FAST_MAX_LEN) {
+        self->lexicon_ascii = 0;
+        return 0;
+    }
+    const unsigned char *bytes = PyUnicode_1BYTE_DATA(key);
+    uint64_t h = FNV_OFFSET;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = fnv_step(h, bytes[i]);
+    }
+    uint64_t at = h & self->mask;
+    for (;; at = (at + 1) & self->mask) {
+        KeyEntry *e = &self->entries[at];
+        if (e->flags == 0) {
+            break;
+        }
+        if (e->hash == h && e->length == (uint32_t)n && memcmp(self->keys + e->off, bytes, (size_t)n) == 0) {
+            e->flags |= flag;
+            *entry = e;
+            return 0;
+        }
+    }
+    if (self->keys_size + (size_t)n > self->keys_cap) {
+        size_t cap = self->keys_cap ? self->keys_cap : 4096;
+        while (cap < self->keys_size + (size_t)n) {
+            cap *= 2;
+        }
+        unsigned char *keys = cap > UINT32_MAX ? NULL : PyMem_Realloc(self->keys, cap);
+        if (keys == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->keys = keys;
+        self->keys_cap = cap;
+    }
+    memcpy(self->keys + self->keys_size, bytes, (size_t)n);
+    self->bloom[bloom_bit(h) >> 6] |= 1ULL << (bloom_bit(h) & 63);
+    KeyEntry *e = &self->entries[at];
+    e->hash = h;
+    e->off = (uint32_t)self->keys_size;
+    e->length = (uint32_t)n;
+    e->terms_off = e->terms_n = 0;
+    e->phrase_severity = SEV_NONE;
+    e->flags = flag;
+    self->keys_size += (size_t)n;
+    *entry = e;
+    return 0;
+}
+
+static int read_severity(PyObject *obj, int32_t *out) {
+    long value = PyLong_AsLong(obj);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value < SEV_MILD || value > SEV_SLUR) {
+        PyErr_SetString(PyExc_ValueError, "severity ranks are 0 (mild), 1 (strong), 2 (slur)");
+        return -1;
+    }
+    *out = (int32_t)value;
+    return 0;
+}
+
+/* Room for `n` more TermSeverity. */
+static int terms_reserve(Screen *self, size_t n) {
+    if (self->terms_size + n <= self->terms_cap) {
+        return 0;
+    }
+    size_t cap = self->terms_cap ? self->terms_cap : 1024;
+    while (cap < self->terms_size + n) {
+        cap *= 2;
+    }
+    TermSeverity *terms = cap > UINT32_MAX ? NULL : PyMem_Realloc(self->terms, cap * sizeof(TermSeverity));
+    if (terms == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->terms = terms;
+    self->terms_cap = cap;
+    return 0;
+}
+
+/* One key of single: its ((term length, severity rank), ...) pairs. */
+static int add_single_terms(Screen *self, KeyEntry *e, PyObject *pairs) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(pairs);
+    if (e->terms_n != 0 || n > UINT16_MAX) {
+        PyErr_SetString(PyExc_ValueError, "invalid single entry");
+        return -1;
+    }
+    if (terms_reserve(self, (size_t)n) < 0) {
+        return -1;
+    }
+    e->terms_off = (uint32_t)self->terms_size;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(pairs, k);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "single values must hold (length, severity) pairs");
+            return -1;
+        }
+        Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+        TermSeverity *ts = &self->terms[self->terms_size];
+        if ((length == -1 && PyErr_Occurred()) || read_severity(PyTuple_GET_ITEM(pair, 1), &ts->severity) < 0) {
+            return -1;
+        }
+        if (length < 0 || length > (Py_ssize_t)UINT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "invalid term length");
+            return -1;
+        }
+        ts->min_length = (uint32_t)length;
+        self->terms_size++;
+        e->terms_n++;
+    }
+    return 0;
+}
+
+/* single: {collapsed key: ((term length, severity rank), ...)} */
+static int add_single(Screen *self, PyObject *single) {
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(single, &pos, &key, &value)) {
+        KeyEntry *e;
+        if (key_add(self, key, KEY_SINGLE, &e) < 0) {
+            return -1;
+        }
+        PyObject *pairs = PySequence_Fast(value, "single values must be sequences of pairs");
+        if (pairs == NULL) {
+            return -1;
+        }
+        int status = e != NULL ? add_single_terms(self, e, pairs) : 0;
+        Py_DECREF(pairs);
+        if (status < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Every str of `items` (a sequence) gets `flag`. */
+static int add_flagged(Screen *self, PyObject *items, uint32_t flag) {
+    PyObject *seq = PySequence_Fast(items, "expected a sequence of str");
+    if (seq == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        KeyEntry *e;
+        if (key_add(self, PySequence_Fast_GET_ITEM(seq, k), flag, &e) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* phrases: {words joined by single spaces: severity rank} */
+static int add_phrases(Screen *self, PyObject *phrases) {
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(phrases, &pos, &key, &value)) {
+        KeyEntry *e;
+        int32_t severity;
+        if (read_severity(value, &severity) < 0 || key_add(self, key, KEY_PHRASE, &e) < 0) {
+            return -1;
+        }
+        if (e != NULL) {
+            e->phrase_severity = severity;
+        }
+    }
+    return 0;
+}
+
+/* An ASCII str of exactly `n` characters (n > 0), or of any length (n == 0); NULL on error. */
+static const unsigned char *ascii_arg(PyObject *obj, Py_ssize_t n, const char *what) {
+    if (!PyUnicode_Check(obj) || !PyUnicode_IS_ASCII(obj) || (n > 0 && PyUnicode_GET_LENGTH(obj) != n)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected an ASCII str%s", what, n > 0 ? " of fixed length" : "");
+        return NULL;
+    }
+    return PyUnicode_1BYTE_DATA(obj);
+}
+
+/* keyboard runs (four letters a-z) or rare pairs (two letters a-z). */
+static int add_letter_grams(Screen *self, PyObject *items, Py_ssize_t n) {
+    PyObject *seq = PySequence_Fast(items, "expected a sequence of str");
+    if (seq == NULL) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    if (n == 4) {
+        self->keyboard = PyMem_Calloc((size_t)count + 1, sizeof(uint32_t));
+        if (self->keyboard == NULL) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const unsigned char *g = ascii_arg(PySequence_Fast_GET_ITEM(seq, k), n, "letter grams");
+        for (Py_ssize_t i = 0; g != NULL && i < n; i++) {
+            if (g[i] < 'a' || g[i] > 'z') {
+                PyErr_SetString(PyExc_ValueError, "letter grams must be lower-case a-z");
+                g = NULL;
+            }
+        }
+        if (g == NULL) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (n == 2) {
+            self->rare_pair[g[0] - 'a'][g[1] - 'a'] = 1;
+        } else {
+            self->keyboard_first[g[0] - 'a'][g[1] - 'a'] = 1;
+            self->keyboard[self->n_keyboard++] =
+                (uint32_t)g[0] << 24 | (uint32_t)g[1] << 16 | (uint32_t)g[2] << 8 | (uint32_t)g[3];
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* One cue item: (ASCII characters: bytes, other characters: str, \s: bool, min, max). */
+static int parse_cue_item(CueItem *it, PyObject *obj) {
+    const char *chars;
+    Py_ssize_t n_chars;
+    PyObject *extras;
+    if (!PyArg_ParseTuple(obj, "y#Upnn", &chars, &n_chars, &extras, &it->space, &it->min, &it->max)) {
+        return -1;
+    }
+    if (it->min < 0 || (it->max >= 0 && it->max < it->min) || it->max < -1) {
+        PyErr_SetString(PyExc_ValueError, "invalid cue item counts");
+        return -1;
+    }
+    for (Py_ssize_t c = 0; c < n_chars; c++) {
+        unsigned char ch = (unsigned char)chars[c];
+        if (ch >= 128) {
+            PyErr_SetString(PyExc_ValueError, "the first set of a cue item holds ASCII characters");
+            return -1;
+        }
+        it->set[ch >> 6] |= 1ULL << (ch & 63);
+    }
+    Py_ssize_t n_extras = PyUnicode_GET_LENGTH(extras);
+    if (n_extras > MAX_EXTRAS) {
+        PyErr_SetString(PyExc_ValueError, "too many other characters in a cue item");
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n_extras; k++) {
+        it->extras[k] = PyUnicode_READ_CHAR(extras, k);
+    }
+    it->n_extras = (int)n_extras;
+    return 0;
+}
+
+/* A cue: a sequence of alternatives, each a non-empty sequence of items. */
+static int parse_cue(Cue *cue, PyObject *obj) {
+    PyObject *alts = PySequence_Fast(obj, "a cue is a sequence of alternatives");
+    if (alts == NULL) {
+        return -1;
+    }
+    Py_ssize_t n_alts = PySequence_Fast_GET_SIZE(alts), n_items = 0;
+    int status = -1;
+    for (Py_ssize_t a = 0; a < n_alts; a++) {
+        Py_ssize_t size = PySequence_Size(PySequence_Fast_GET_ITEM(alts, a));
+        if (size < 1) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "a cue alternative needs an item");
+            }
             goto done;
         }
-        for (Py_ssize_t i = 0; i + 1 < n_tokens; i++) {
-            PyObject *pair = PyTuple_Pack(2, PyList_GET_ITEM(tokens, i), PyList_GET_ITEM(tokens, i + 1));
-            int failed = pair == NULL || PySet_Add(bigrams, pair) < 0;
-            Py_XDECREF(pair);
+        n_items += size;
+    }
+    cue->items = PyMem_Calloc((size_t)n_items + 1, sizeof(CueItem));
+    cue->alts = PyMem_Calloc((size_t)n_alts + 1, sizeof(Py_ssize_t));
+    if (cue->items == NULL || cue->alts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    cue->n_alts = n_alts;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t a = 0; a < n_alts; a++) {
+        PyObject *items = PySequence_Fast(PySequence_Fast_GET_ITEM(alts, a), "a cue alternative is a sequence");
+        if (items == NULL) {
+            goto done;
+        }
+        cue->alts[a] = at;
+        Py_ssize_t size = PySequence_Fast_GET_SIZE(items);
+        for (Py_ssize_t k = 0; k < size && at < n_items; k++, at++) {
+            CueItem *it = &cue->items[at];
+            if (parse_cue_item(it, PySequence_Fast_GET_ITEM(items, k)) < 0) {
+                Py_DECREF(items);
+                goto done;
+            }
+        }
+        Py_DECREF(items);
+    }
+    cue->alts[n_alts] = at;
+    if (at != n_items) {
+        PyErr_SetString(PyExc_RuntimeError, "cue changed while being read");
+        goto done;
+    }
+    /* Index the alternatives by the ASCII characters they can start with. */
+    cue->first_alts = PyMem_Calloc((size_t)(128 * n_alts) + 1, sizeof(Py_ssize_t));
+    if (cue->first_alts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t listed = 0;
+    for (Py_UCS4 c = 0; c < 128; c++) {
+        cue->first_at[c] = listed;
+        for (Py_ssize_t a = 0; a < n_alts; a++) {
+            const CueItem *first = &cue->items[cue->alts[a]];
+            if (first->min == 0 || item_has(first, c)) {
+                cue->first_alts[listed++] = a;
+            }
+        }
+    }
+    cue->first_at[128] = listed;
+    status = 0;
+done:
+    Py_DECREF(alts);
+    return status;
+}
+
+/* control_ranges and emoji_ranges: sequences of (lo, hi) into self->ranges and self->tables. */
+static int parse_ranges(Screen *self, PyObject *control, PyObject *emoji) {
+    PyObject *seqs[2] = {PySequence_Fast(control, "control_ranges must be a sequence"), NULL};
+    seqs[1] = seqs[0] ? PySequence_Fast(emoji, "emoji_ranges must be a sequence") : NULL;
+    int status = -1;
+    if (seqs[1] == NULL) {
+        goto done;
+    }
+    Py_ssize_t n0 = PySequence_Fast_GET_SIZE(seqs[0]), n1 = PySequence_Fast_GET_SIZE(seqs[1]);
+    self->ranges = PyMem_Calloc((size_t)(n0 + n1) + 1, sizeof(CharRange));
+    if (self->ranges == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t at = 0;
+    for (int s = 0; s < 2; s++) {
+        for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seqs[s]); k++, at++) {
+            unsigned int lo, hi;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seqs[s], k), "II", &lo, &hi)) {
+                goto done;
+            }
+            if (lo > hi || hi > 0x10FFFF) {
+                PyErr_SetString(PyExc_ValueError, "invalid code point range");
+                goto done;
+            }
+            self->ranges[at].lo = lo;
+            self->ranges[at].hi = hi;
+        }
+    }
+    self->tables.control = self->ranges;
+    self->tables.n_control = n0;
+    fill_ascii_control(&self->tables);
+    self->tables.emoji = self->ranges + n0;
+    self->tables.n_emoji = n1;
+    status = 0;
+done:
+    Py_XDECREF(seqs[0]);
+    Py_XDECREF(seqs[1]);
+    return status;
+}
+
+static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"single", "phrases", "starts", "phrase_starts", "targets", "strip_chars",
+                             "leet", "keyboard_runs", "rare_pairs", "cues", "control_ranges",
+                             "emoji_ranges", "folds", "is_nfc", "counts_as_nonword", "max_chars",
+                             "min_outlier_chars", NULL};
+    PyObject *single, *phrases, *starts, *phrase_starts, *targets, *strip_chars, *leet, *keyboard,
+        *rare, *cues, *control, *emoji, *folds, *is_nfc, *nonword;
+    Py_ssize_t max_chars, min_outlier_chars;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOUO!OOOOOUOOnn", kwlist, &PyDict_Type, &single,
+                                     &PyDict_Type, &phrases, &starts, &phrase_starts, &targets,
+                                     &strip_chars, &PyDict_Type, &leet, &keyboard, &rare, &cues,
+                                     &control, &emoji, &folds, &is_nfc, &nonword, &max_chars,
+                                     &min_outlier_chars)) {
+        return -1;
+    }
+    if (self->busy > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Screen is in use");
+        return -1;
+    }
+    screen_clear(self);
+    memset(self->strip, 0, sizeof(self->strip));
+    memset(self->rare_pair, 0, sizeof(self->rare_pair));
+    memset(self->keyboard_first, 0, sizeof(self->keyboard_first));
+    if (max_chars < 0 || max_chars >= FAST_MAX_LEN || min_outlier_chars < 0) {
+        PyErr_SetString(PyExc_ValueError, "invalid max_chars or min_outlier_chars");
+        return -1;
+    }
+    if (!PyCallable_Check(is_nfc) || !PyCallable_Check(nonword)) {
+        PyErr_SetString(PyExc_TypeError, "is_nfc and counts_as_nonword must be callable");
+        return -1;
+    }
+    self->max_chars = max_chars;
+    self->min_outlier_chars = min_outlier_chars;
+    self->is_nfc = Py_NewRef(is_nfc);
+    self->counts_as_nonword = Py_NewRef(nonword);
+    self->lower_name = PyUnicode_InternFromString("lower");
+    if (self->lower_name == NULL) {
+        goto fail;
+    }
+
+    Py_ssize_t total = PyDict_GET_SIZE(single) + PyDict_GET_SIZE(phrases);
+    PyObject *sets[3] = {starts, phrase_starts, targets};
+    for (int k = 0; k < 3; k++) {
+        Py_ssize_t size = PySequence_Size(sets[k]);
+        if (size < 0) {
+            goto fail;
+        }
+        total += size;
+    }
+    uint64_t size = 16;
+    while (size < (uint64_t)total * 2 + 16) {
+        size <<= 1;
+    }
+    self->entries = PyMem_Calloc((size_t)size, sizeof(KeyEntry));
+    if (self->entries == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    self->mask = size - 1;
+    self->lexicon_ascii = 1;
+    if (add_single(self, single) < 0 || add_phrases(self, phrases) < 0 ||
+        add_flagged(self, starts, KEY_START) < 0 || add_flagged(self, phrase_starts, KEY_PHRASE_START) < 0 ||
+        add_flagged(self, targets, KEY_TARGET) < 0) {
+        goto fail;
+    }
+
+    const unsigned char *strip = ascii_arg(strip_chars, 0, "strip_chars");
+    if (strip == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t k = 0; k < PyUnicode_GET_LENGTH(strip_chars); k++) {
+        self->strip[strip[k]] = 1;
+    }
+    for (int c = 0; c < 128; c++) {
+        self->leet[c] = (unsigned char)c;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(leet, &pos, &key, &value)) {
+        const unsigned char *from = ascii_arg(key, 1, "leet");
+        const unsigned char *to = from ? ascii_arg(value, 1, "leet") : NULL;
+        if (to == NULL) {
+            goto fail;
+        }
+        self->leet[from[0]] = to[0];
+    }
+    if (add_letter_grams(self, keyboard, 4) < 0 || add_letter_grams(self, rare, 2) < 0 ||
+        parse_ranges(self, control, emoji) < 0) {
+        goto fail;
+    }
+    Py_ssize_t n_folds = PyUnicode_GET_LENGTH(folds);
+    self->folds = PyMem_Calloc((size_t)n_folds + 1, sizeof(Py_UCS4));
+    if (self->folds == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t k = 0; k < n_folds; k++) {
+        self->folds[k] = PyUnicode_READ_CHAR(folds, k);
+    }
+    self->tables.folds = self->folds;
+    self->tables.n_folds = n_folds;
+
+    PyObject *cue_seq = PySequence_Fast(cues, "cues must be a sequence");
+    if (cue_seq == NULL) {
+        goto fail;
+    }
+    int status = 0;
+    if (PySequence_Fast_GET_SIZE(cue_seq) != N_CUES) {
+        PyErr_SetString(PyExc_ValueError, "expected five cues: credential, ask, your, spam, contact");
+        status = -1;
+    }
+    for (int k = 0; k < N_CUES && status == 0; k++) {
+        status = parse_cue(&self->cues[k], PySequence_Fast_GET_ITEM(cue_seq, k));
+    }
+    Py_DECREF(cue_seq);
+    if (status < 0) {
+        goto fail;
+    }
+    self->ready = 1;
+    return 0;
+fail:
+    screen_clear(self);
+    return -1;
+}
+
+/* A writable C-contiguous buffer of `count` items of format `format` (4 bytes each). */
+static int get_out_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t count, const char *format, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    const char *got = view->format ? view->format : "B";
+    if (view->itemsize != 4 || strcmp(got, format) != 0 || view->len != count * 4) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous buffer of %zd items of format '%s'", what,
+                     count, format);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* screen(texts, features) -> (codes, pending): see Screen_methods. */
+static PyObject *Screen_screen(Screen *self, PyObject *args) {
+    PyObject *texts_obj, *features_obj;
+    if (!PyArg_ParseTuple(args, "OO", &texts_obj, &features_obj)) {
+        return NULL;
+    }
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Screen is not initialised");
+        return NULL;
+    }
+    /* A tuple: the Python callbacks below cannot change it under the loop. */
+    PyObject *texts = PySequence_Tuple(texts_obj);
+    if (texts == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(texts);
+    Py_buffer features;
+    if (get_out_buffer(features_obj, &features, n * N_FEATURES, "f", "features") < 0) {
+        Py_DECREF(texts);
+        return NULL;
+    }
+    PyObject *codes = PyList_New(n), *pending = PyList_New(0), *result = NULL;
+    float *rows = (float *)features.buf;
+    TextScratch local, *s = scratch_take(self, &local);
+    const Extracted none = {NULL, 0, 0};
+    self->busy++;
+    for (Py_ssize_t r = 0; r < n && codes != NULL && pending != NULL; r++) {
+        PyObject *text = PyTuple_GET_ITEM(texts, r);
+        if (!PyUnicode_Check(text)) {
+            PyErr_Format(PyExc_TypeError, "texts[%zd] is %s, expected str", r, Py_TYPE(text)->tp_name);
+            goto done;
+        }
+        int32_t code = 0;
+        int status = screen_text(self, s, text, &none, rows + r * N_FEATURES, &code);
+        if (status < 0) {
+            goto done;
+        }
+        if (status > 0) {
+            code = status == 1 ? SCREEN_PYTHON : SCREEN_EXTRACT;
+            memset(rows + r * N_FEATURES, 0, N_FEATURES * sizeof(float));
+            PyObject *index = PyLong_FromSsize_t(r);
+            int failed = index == NULL || PyList_Append(pending, index) < 0;
+            Py_XDECREF(index);
             if (failed) {
                 goto done;
             }
         }
-        repeated_bigrams = 1.0 - (double)PySet_GET_SIZE(bigrams) / (double)(n_tokens - 1);
+        PyObject *value = PyLong_FromLong(code);
+        if (value == NULL) {
+            goto done;
+        }
+        PyList_SET_ITEM(codes, r, value);
     }
-    PyObject *token_tuple = PyList_AsTuple(tokens);
-    PyObject *alpha_tuple = token_tuple ? PyList_AsTuple(alpha) : NULL;
-    if (alpha_tuple != NULL) {
-        result = Py_BuildValue("(nnnnnNnnNnnnnnd)", nonspace, letters, upper, digits, vowels,
-                               token_tuple, n_unique, max_token_len, alpha_tuple, max_run,
-                               n_tokens ? top : 0, best_same, exclaims, caps_words,
-                               repeated_bigrams);
-    } else {
-        Py_XDECREF(token_tuple);
+    if (codes != NULL && pending != NULL) {
+        result = PyTuple_Pack(2, codes, pending);
     }
 done:
-    Py_XDECREF(tokens);
-    Py_XDECREF(alpha);
-    Py_XDECREF(counts);
-    Py_XDECREF(bigrams);
+    self->busy--;
+    scratch_done(self, s);
+    PyBuffer_Release(&features);
+    Py_XDECREF(codes);
+    Py_XDECREF(pending);
+    Py_DECREF(texts);
+    return result;
+}
+
+/* screen_extracted(text, rest, n_urls, n_contacts, row) -> code: see Screen_methods. */
+static PyObject *Screen_screen_extracted(Screen *self, PyObject *args) {
+    Extracted ex;
+    PyObject *text, *row_obj;
+    if (!PyArg_ParseTuple(args, "UUnnO", &text, &ex.rest, &ex.n_urls, &ex.n_contacts, &row_obj)) {
+        return NULL;
+    }
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Screen is not initialised");
+        return NULL;
+    }
+    if (ex.n_urls < 0 || ex.n_contacts < 0) {
+        PyErr_SetString(PyExc_ValueError, "n_urls and n_contacts must be >= 0");
+        return NULL;
+    }
+    Py_buffer row;
+    if (get_out_buffer(row_obj, &row, N_FEATURES, "f", "row") < 0) {
+        return NULL;
+    }
+    /* The arguments are borrowed: hold them while callbacks run. */
+    Py_INCREF(text);
+    Py_INCREF(ex.rest);
+    TextScratch local, *s = scratch_take(self, &local);
+    int32_t code = 0;
+    self->busy++;
+    int status = screen_text(self, s, text, &ex, (float *)row.buf, &code);
+    self->busy--;
+    scratch_done(self, s);
+    Py_DECREF(ex.rest);
+    Py_DECREF(text);
+    PyBuffer_Release(&row);
+    if (status < 0) {
+        return NULL;
+    }
+    return PyLong_FromLong(status == 0 ? code : SCREEN_PYTHON);
+}
+
+static PyMethodDef Screen_methods[] = {
+    {"screen", (PyCFunction)Screen_screen, METH_VARARGS,
+     "screen(texts, features) -> (codes, pending)\n\n"
+     "Per text, writes its float32 feature row into features ([n, 18], C-contiguous) and its code:\n"
+     "the verdict bits, or SCREEN_PYTHON (-1: take the Python path) or SCREEN_EXTRACT (-2: run\n"
+     "stats.extract_contacts, then screen_extracted), whose rows are left 0. pending lists the\n"
+     "indices with a negative code."},
+    {"screen_extracted", (PyCFunction)Screen_screen_extracted, METH_VARARGS,
+     "screen_extracted(text, rest, n_urls, n_contacts, row) -> code\n\n"
+     "screen() for a SCREEN_EXTRACT text, given what stats.extract_contacts found in its clean\n"
+     "text: rest, len(urls) and emails + phones. Writes the feature row into row (18 float32)\n"
+     "and returns the verdict bits (with SCREEN_SPAM_CUE; spam_link is the caller's), or\n"
+     "SCREEN_PYTHON."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScreenType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "inference._native.Screen",
+    .tp_basicsize = sizeof(Screen),
+    .tp_dealloc = (destructor)Screen_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Screen(...): built by inference.anomaly.screen.build_screen",
+    .tp_methods = Screen_methods,
+    .tp_init = (initproc)Screen_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- text normalisation, fast path for ASCII ------------------------------------------------
+ *
+ * normalize_ascii(text, max_chars) is inference.text.normalize for an ASCII text with no '/',
+ * '@' or "www." (the URL and @mention rewrites), else None. On ASCII, NFKC changes nothing,
+ * _INVISIBLE is [\x00-\x08\x0e-\x1b\x7f], lower() maps A-Z, _REPEAT cuts runs of 3+ identical
+ * characters to two, and split() splits on Py_UNICODE_ISSPACE.
+ */
+static PyObject *normalize_ascii(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "normalize_ascii(text: str, max_chars: int)");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    Py_ssize_t max_chars = PyLong_AsSsize_t(args[1]);
+    if (max_chars == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (max_chars < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_chars must be >= 0");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    len = len < max_chars ? len : max_chars;
+    const unsigned char *t = PyUnicode_1BYTE_DATA(text);
+    unsigned char *buf = PyMem_Malloc((size_t)len + 1);
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    /* _INVISIBLE.sub("", text).lower() */
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = t[i];
+        if (c <= 0x08 || (c >= 0x0e && c <= 0x1b) || c == 0x7f) {
+            continue;
+        }
+        buf[n++] = ascii_lower(c);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '/' || buf[i] == '@' ||
+            (i + 3 < n && buf[i] == 'w' && buf[i + 1] == 'w' && buf[i + 2] == 'w' && buf[i + 3] == '.')) {
+            PyMem_Free(buf);
+            Py_RETURN_NONE;
+        }
+    }
+    /* _REPEAT.sub(r"\1\1") then " ".join(split()), in place: runs of whitespace become one space
+       (none at the ends); any other character is dropped when the two before it (in the text
+       before this pass, kept in before1/before2: buf is being overwritten) are the same. */
+    Py_ssize_t k = 0;
+    int space = 0, before1 = -1, before2 = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = buf[i];
+        int repeat = before1 == c && before2 == c;
+        before2 = before1;
+        before1 = c;
+        if (Py_UNICODE_ISSPACE(c)) {
+            space = k > 0;
+            continue;
+        }
+        if (repeat) {
+            continue;
+        }
+        if (space) {
+            buf[k++] = ' ';
+            space = 0;
+        }
+        buf[k++] = c;
+    }
+    PyObject *result = PyUnicode_New(k, 127);
+    if (result != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(result), buf, (size_t)k);
+    }
+    PyMem_Free(buf);
     return result;
 }
 
 static PyMethodDef native_functions[] = {
     {"analyse_ascii", (PyCFunction)(void (*)(void))analyse_ascii, METH_FASTCALL,
      "analyse_ascii(text, max_chars) -> tuple of counts, or None outside the fast path."},
+    {"normalize_ascii", (PyCFunction)(void (*)(void))normalize_ascii, METH_FASTCALL,
+     "normalize_ascii(text, max_chars) -> inference.text.normalize(text), or None when not ASCII or\n"
+     "when it has '/', '@' or 'www.'."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef native_module = {
-    PyModuleDef_HEAD_INIT, "inference._native", "Compiled featurizer and text-statistics loops.", -1,
-    native_functions,
+    PyModuleDef_HEAD_INIT, "inference._native",
+    "Compiled featurizer, text normalisation and anomaly-screening loops.", -1, native_functions,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&FeatureIndexType) < 0) {
+    if (PyType_Ready(&FeatureIndexType) < 0 || PyType_Ready(&ScreenType) < 0) {
         return NULL;
     }
+    init_ascii_tables();
     PyObject *module = PyModule_Create(&native_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "FeatureIndex", (PyObject *)&FeatureIndexType) < 0) {
-        Py_DECREF(module);
-        return NULL;
-    }
-    if (PyModule_AddIntConstant(module, "ABI", 2) < 0) {
+    PyObject *rules = Py_BuildValue("(ssssss)", "abuse", "spam_link", "contact_harvest", "gibberish",
+                                    "repetition", "shouting");
+    PyObject *severities = rules ? Py_BuildValue("(sss)", "mild", "strong", "slur") : NULL;
+    int failed = severities == NULL ||
+                 PyModule_AddObjectRef(module, "FeatureIndex", (PyObject *)&FeatureIndexType) < 0 ||
+                 PyModule_AddObjectRef(module, "Screen", (PyObject *)&ScreenType) < 0 ||
+                 PyModule_AddObjectRef(module, "SCREEN_RULES", rules) < 0 ||
+                 PyModule_AddObjectRef(module, "SCREEN_SEVERITIES", severities) < 0 ||
+                 PyModule_AddIntConstant(module, "SCREEN_MILD", SCREEN_MILD) < 0 ||
+                 PyModule_AddIntConstant(module, "SCREEN_NOTHING", SCREEN_NOTHING) < 0 ||
+                 PyModule_AddIntConstant(module, "SCREEN_LONG", SCREEN_LONG) < 0 ||
+                 PyModule_AddIntConstant(module, "SCREEN_SPAM_CUE", SCREEN_SPAM_CUE) < 0 ||
+                 PyModule_AddIntConstant(module, "SCREEN_PYTHON", SCREEN_PYTHON) < 0 ||
+                 PyModule_AddIntConstant(module, "SCREEN_EXTRACT", SCREEN_EXTRACT) < 0 ||
+                 PyModule_AddIntConstant(module, "SCREEN_FEATURES", N_FEATURES) < 0 ||
+                 PyModule_AddIntConstant(module, "ABI", 3) < 0;
+    Py_XDECREF(rules);
+    Py_XDECREF(severities);
+    if (failed) {
         Py_DECREF(module);
         return NULL;
     }

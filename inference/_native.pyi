@@ -1,9 +1,18 @@
 # Types of the compiled module built from inference/_native.c (python -m inference.native_build).
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from _typeshed import ReadableBuffer
+from _typeshed import ReadableBuffer, WriteableBuffer
 
 ABI: int
+SCREEN_RULES: tuple[str, ...]
+SCREEN_SEVERITIES: tuple[str, ...]
+SCREEN_FEATURES: int
+SCREEN_MILD: int
+SCREEN_NOTHING: int
+SCREEN_LONG: int
+SCREEN_SPAM_CUE: int
+SCREEN_PYTHON: int
+SCREEN_EXTRACT: int
 
 class FeatureIndex:
     def __init__(
@@ -15,6 +24,38 @@ class FeatureIndex:
         char_ngram: tuple[int, int],
     ) -> None: ...
     def transform(self, texts: Sequence[str], /) -> tuple[bytes, bytes, bytes]: ...
+
+# One item of a cue alternative: (ASCII characters, other characters, is \s, min, max or -1).
+_CueItem = tuple[bytes, str, bool, int, int]
+
+class Screen:
+    def __init__(
+        self,
+        *,
+        single: dict[str, Sequence[tuple[int, int]]],
+        phrases: dict[str, int],
+        starts: Sequence[str],
+        phrase_starts: Sequence[str],
+        targets: Sequence[str],
+        strip_chars: str,
+        leet: Mapping[str, str],
+        keyboard_runs: Sequence[str],
+        rare_pairs: Sequence[str],
+        cues: Sequence[Sequence[Sequence[_CueItem]]],
+        control_ranges: Sequence[tuple[int, int]],
+        emoji_ranges: Sequence[tuple[int, int]],
+        folds: str,
+        is_nfc: Callable[[str], bool],
+        counts_as_nonword: Callable[[str], bool],
+        max_chars: int,
+        min_outlier_chars: int,
+    ) -> None: ...
+    def screen(
+        self, texts: Sequence[str], features: WriteableBuffer, /
+    ) -> tuple[list[int], list[int]]: ...
+    def screen_extracted(
+        self, text: str, rest: str, n_urls: int, n_contacts: int, row: WriteableBuffer, /
+    ) -> int: ...
 
 def analyse_ascii(
     text: str, max_chars: int, /
@@ -38,3 +79,4 @@ def analyse_ascii(
     ]
     | None
 ): ...
+def normalize_ascii(text: str, max_chars: int, /) -> str | None: ...

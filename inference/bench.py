@@ -70,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_ratios(results)
     loaded = engine._load()
     featurizer = "compiled (inference/_native.c)" if loaded.featurizer.native else "Python"
-    print(f"\nfeaturizer: {featurizer}; heads: {'stacked' if loaded.fused else 'as exported'}")
+    screen = loaded.anomaly is not None and loaded.anomaly._compiled_screen() is not None
+    print(
+        f"\nfeaturizer: {featurizer}; anomaly screen: {'compiled' if screen else 'Python'}; "
+        f"heads: {'stacked' if loaded.fused else 'as exported'}"
+    )
     print(
         f"models loaded in {load_ms:.0f} ms; {len(texts)} distinct texts; bench took "
         f"{time.perf_counter() - started:.0f} s"

@@ -1,9 +1,10 @@
-"""Build the compiled featurizer: ``python -m inference.native_build`` (``make install`` runs it).
+"""Build the compiled loops: ``python -m inference.native_build`` (``make install`` runs it).
 
-Compiles ``inference/_native.c`` into ``inference/_native<EXT_SUFFIX>`` with the C compiler and
-flags this Python was built with (``sysconfig``), so no build backend is needed. Without a C
-compiler it prints why and exits 0 unless ``--require`` is given: the runtime then uses the
-pure-Python featurizer, which gives the same rows, only slower (``inference.features``).
+Compiles ``inference/_native.c`` (featurizer, text normalisation, anomaly screen) into
+``inference/_native<EXT_SUFFIX>`` with the C compiler and flags this Python was built with
+(``sysconfig``), so no build backend is needed. Without a C compiler it prints why and exits 0
+unless ``--require`` is given: the runtime then uses the pure-Python paths, which give the same
+results, only slower (``inference.features``, ``inference.text``, ``inference.anomaly``).
 """
 
 from __future__ import annotations

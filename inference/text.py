@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from inference.native import compiled
+
 MAX_CHARS = 10_000
 """Characters of raw input that are featurized; the rest is ignored (bounds cost per text)."""
 
@@ -36,7 +38,20 @@ def normalize(text: str) -> str:
     two, and whitespace collapsed to single spaces with no leading/trailing space. It may be
     empty (for empty, whitespace-only or control-only input); callers decide whether that is an
     error.
+
+    ASCII text with no URL or @mention to rewrite is normalised by the compiled loop when it is
+    built (``inference/_native.c``); :func:`normalize_python` is the reference and the path for
+    every other text (``tests/inference/test_native.py`` compares the two).
     """
+    if compiled is not None:
+        fast: str | None = compiled.normalize_ascii(text, MAX_CHARS)
+        if fast is not None:
+            return fast
+    return normalize_python(text)
+
+
+def normalize_python(text: str) -> str:
+    """:func:`normalize` in Python only."""
     text = unicodedata.normalize("NFKC", text[:MAX_CHARS])
     text = _INVISIBLE.sub("", text).lower()
     # The substring tests skip regex scans that cannot match (most feedback has no URL or @).

@@ -10,7 +10,10 @@ Pure runtime: no Django, no session opened at import time. The pieces:
 * :class:`AnomalyDetector` combines both into an :class:`AnomalyResult`.
 
 Modules: ``stats`` (one :class:`TextAnalysis` per text, shared by statistics and rules),
-``lexicon`` (the ``abuse`` rule), ``rules`` (the other rules), ``detector`` (the combination).
+``lexicon`` (the ``abuse`` rule), ``rules`` (the other rules), ``detector`` (the combination),
+``screen`` (the same statistics and rules compiled, ``inference/_native.c``: the detector's path
+for almost every text when built; the Python modules stay the reference and the fallback, and
+``tests/inference/test_native_screen.py`` checks both give the same rows and verdicts).
 
 How the final score is combined (the contract callers rely on):
 

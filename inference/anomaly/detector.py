@@ -7,6 +7,7 @@ import json
 import math
 import threading
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,13 +15,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from inference.anomaly import screen as compiled_screen
 from inference.anomaly.lexicon import AbuseLexicon, default_lexicon
-from inference.anomaly.rules import RULE_WEIGHTS, rules
+from inference.anomaly.rules import _RULE_ORDER, RULE_WEIGHTS, link_verdict, rules
 from inference.anomaly.stats import (
     FEATURE_NAMES,
     TextAnalysis,
     analyse,
     check_texts,
+    clean_text,
+    extract_contacts,
     statistics,
 )
 
@@ -39,6 +43,26 @@ class AnomalyResult(NamedTuple):
 
 
 _NOTHING_TO_SCREEN = AnomalyResult(score=0.0, flagged=False, reasons=())
+_OUTLIER = ("outlier",)
+
+
+def _verdicts() -> list[tuple[tuple[str, ...], float]]:
+    """Per verdict code of the compiled screen (rule bits and MILD): (reasons, score floor).
+
+    The floor is ``max`` of the mild floor and the fired rules' weights, so ``max(iso, floor)``
+    is the score :func:`_combine` computes.
+    """
+    table = []
+    for code in range(compiled_screen.MILD << 1):
+        reasons = tuple(r for k, r in enumerate(_RULE_ORDER) if code >> k & 1)
+        mild = MILD_ABUSE_SCORE if code & compiled_screen.MILD else 0.0
+        table.append((reasons, max([mild, *(RULE_WEIGHTS[r] for r in reasons)])))
+    return table
+
+
+_VERDICTS = _verdicts()
+_VERDICT_MASK = len(_VERDICTS) - 1
+_SPAM_LINK = 1 << _RULE_ORDER.index("spam_link")
 
 
 @dataclass(frozen=True)
@@ -80,12 +104,14 @@ class Calibration:
         return json.dumps({"xs": list(self.xs), "ys": list(self.ys)}, sort_keys=True)
 
 
-@dataclass(frozen=True)
-class Screened:
-    """Texts analysed for screening: their analyses and the forest's float32 feature rows."""
+class Screened(NamedTuple):
+    """Texts analysed for screening: the forest's float32 feature rows, and per text either the
+    compiled screen's verdict code (>= 0, see :mod:`inference.anomaly.screen`) or -1 with its
+    analysis in ``analyses`` (the Python path)."""
 
-    analyses: list[TextAnalysis]
     features: npt.NDArray[np.float32]
+    codes: list[int]
+    analyses: dict[int, TextAnalysis]
 
 
 def calibration_from_metadata(path: Path, meta: dict[str, str]) -> Calibration:
@@ -123,6 +149,8 @@ class AnomalyDetector:
         self._session: Any = None
         self._calibration = calibration
         self._lock = threading.Lock()
+        self._screen: Any = None
+        self._screen_built = False
 
     @classmethod
     def load(cls, path: Path, threads: int = 1) -> AnomalyDetector:
@@ -172,11 +200,42 @@ class AnomalyDetector:
         )[0]
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
-    def prepare(self, texts: list[str]) -> Screened:
-        """Analyse ``texts`` once: the analyses for the rules and the forest's feature rows."""
-        check_texts(texts)
-        analyses = [analyse(t) for t in texts]
-        return Screened(analyses=analyses, features=statistics(analyses))
+    def _lexicon_or_default(self) -> AbuseLexicon:
+        return default_lexicon() if self._lexicon is None else self._lexicon
+
+    def _compiled_screen(self) -> Any:
+        """The compiled screen for this detector's lexicon (built once), or None without it."""
+        if not self._screen_built:
+            with self._lock:
+                if not self._screen_built:
+                    self._screen = compiled_screen.build_screen(
+                        self._lexicon_or_default(), min_outlier_chars=MIN_OUTLIER_CHARS
+                    )
+                    self._screen_built = True
+        return self._screen
+
+    def prepare(self, texts: list[str], *, checked: bool = False) -> Screened:
+        """Analyse ``texts`` once: the forest's feature rows, and the verdicts of the texts the
+        compiled screen takes (the others keep their analysis for :func:`rules`). ``checked``:
+        the caller has made sure every text is a ``str`` (``TypeError`` otherwise)."""
+        if not checked:
+            check_texts(texts)
+        n = len(texts)
+        features = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
+        screen = self._screen if self._screen_built else self._compiled_screen()
+        if screen is None:
+            codes, pending = [compiled_screen.PYTHON] * n, list(range(n))
+        else:
+            codes, pending = screen.screen(texts, features)
+        analyses: dict[int, TextAnalysis] = {}
+        for i in pending:
+            if codes[i] == compiled_screen.EXTRACT:
+                codes[i] = _screen_extracted(screen, texts[i], features[i])
+            if codes[i] == compiled_screen.PYTHON:
+                analyses[i] = analyse(texts[i])
+        if analyses:
+            features[list(analyses)] = statistics(list(analyses.values()))
+        return Screened(features=features, codes=codes, analyses=analyses)
 
     def empty_features(self) -> npt.NDArray[np.float32]:
         """A zero-row feature matrix (to run a merged graph for its other outputs only)."""
@@ -192,33 +251,77 @@ class AnomalyDetector:
 
     def results(self, screened: Screened, raw_scores: npt.ArrayLike) -> list[AnomalyResult]:
         """Combine the forest's ``score_samples`` for ``screened`` with the rules."""
+        return list(self.iter_results(screened, raw_scores))
+
+    def iter_results(
+        self, screened: Screened, raw_scores: npt.ArrayLike
+    ) -> Iterator[AnomalyResult]:
+        """:meth:`results` one by one, for a caller that builds its own object per text: it need
+        not keep every result alive at once (less work for the garbage collector)."""
         calibration = self._calibration
         if calibration is None:
             _, calibration = self._ensure_session()
-        lexicon = default_lexicon() if self._lexicon is None else self._lexicon
-        raw = np.asarray(raw_scores, dtype=np.float64).reshape(-1)
+        raw = np.asarray(raw_scores)
         iso = (
-            [calibration.apply_one(-float(raw[0]))]
-            if len(raw) == 1
-            else calibration.apply(-raw).tolist()
+            [calibration.apply_one(-float(raw.item()))]
+            if raw.size == 1
+            else calibration.apply(-raw.astype(np.float64).reshape(-1)).tolist()
         )
-        results: list[AnomalyResult] = []
-        for a, iso_score in zip(screened.analyses, iso, strict=True):
-            if a.n_nonspace == 0:
-                # Nothing to screen: empty, whitespace or control characters only.
-                results.append(_NOTHING_TO_SCREEN)
-                continue
-            reasons, mild = rules(a, lexicon)
-            score = max(
-                [iso_score, MILD_ABUSE_SCORE if mild else 0.0, *(RULE_WEIGHTS[r] for r in reasons)]
-            )
-            if not reasons and iso_score >= 0.5 and a.n_nonspace >= MIN_OUTLIER_CHARS:
-                reasons = ("outlier",)
-            elif not reasons:
-                # Too short to call an outlier: keep the score below the flag line so flagged <=>
-                # reasons.
-                score = min(score, 0.49)
-            results.append(
-                AnomalyResult(score=round(float(score), 6), flagged=bool(reasons), reasons=reasons)
-            )
-        return results
+        if len(iso) != len(screened.codes):
+            raise ValueError(f"{len(iso)} forest scores for {len(screened.codes)} texts")
+        analyses = screened.analyses
+        if not analyses:
+            return map(_from_code, screened.codes, iso)
+        lexicon = self._lexicon_or_default()
+        return (
+            _combine(analyses[i], iso_score, lexicon) if code < 0 else _from_code(code, iso_score)
+            for i, (code, iso_score) in enumerate(zip(screened.codes, iso, strict=True))
+        )
+
+
+def _from_code(code: int, iso_score: float) -> AnomalyResult:
+    """:func:`_combine` for a text the compiled screen judged, the rules read from its code."""
+    if code & compiled_screen.NOTHING:
+        return _NOTHING_TO_SCREEN
+    # max([iso, floor]) keeps iso unless the floor is greater, min([score, 0.49]) keeps score
+    # unless 0.49 is smaller: the same comparisons as _combine's (so NaN and signed zeros too).
+    reasons, floor = _VERDICTS[code & _VERDICT_MASK]
+    score = floor if floor > iso_score else iso_score
+    if not reasons:
+        if iso_score >= 0.5 and code & compiled_screen.LONG:
+            reasons = _OUTLIER
+        elif score > 0.49:
+            score = 0.49
+    return AnomalyResult(round(score, 6), bool(reasons), reasons)
+
+
+def _screen_extracted(screen: Any, text: str, row: npt.NDArray[np.float32]) -> int:
+    """The code of a text with contacts or URLs to find: the regexes and the link checks in
+    Python (stats.extract_contacts, rules.link_verdict), the rest compiled."""
+    # The screen checked that clean_text leaves the text as it is (its first ANALYSIS_CHARS).
+    clean = clean_text(text)
+    found = extract_contacts(clean, sum(map(str.isdigit, clean)))
+    code: int = screen.screen_extracted(
+        text, found.rest, len(found.urls), found.emails + found.phones, row
+    )
+    if code >= 0 and found.urls:
+        verdict = link_verdict(found.urls)
+        if verdict or (verdict is None and code & compiled_screen.SPAM_CUE):
+            code |= _SPAM_LINK
+    return code
+
+
+def _combine(a: TextAnalysis, iso_score: float, lexicon: AbuseLexicon) -> AnomalyResult:
+    """The verdict for one analysed text (the combination in the module docstring): the
+    reference, and the path for the texts the compiled screen hands back."""
+    if a.n_nonspace == 0:
+        # Nothing to screen: empty, whitespace or control characters only.
+        return _NOTHING_TO_SCREEN
+    reasons, mild = rules(a, lexicon)
+    score = max([iso_score, MILD_ABUSE_SCORE if mild else 0.0, *(RULE_WEIGHTS[r] for r in reasons)])
+    if not reasons and iso_score >= 0.5 and a.n_nonspace >= MIN_OUTLIER_CHARS:
+        reasons = _OUTLIER
+    elif not reasons:
+        # Too short to call an outlier: keep the score below the flag line so flagged <=> reasons.
+        score = min(score, 0.49)
+    return AnomalyResult(score=round(float(score), 6), flagged=bool(reasons), reasons=reasons)

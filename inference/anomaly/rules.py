@@ -79,6 +79,7 @@ class _Cues:
     """
 
     def __init__(self, alternatives: str) -> None:
+        self.alternatives = alternatives
         self.pattern = re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
         self.hints = literal_starts(alternatives)
 
@@ -148,7 +149,13 @@ def _url_host(url: str) -> str:
 def _spam_link(a: TextAnalysis) -> bool:
     if not a.urls:
         return False
-    hosts = [_url_host(u) for u in a.urls]
+    verdict = link_verdict(a.urls)
+    return _SPAM_CUES.search(a.text) if verdict is None else verdict
+
+
+def link_verdict(urls: tuple[str, ...]) -> bool | None:
+    """``spam_link`` judged from the links alone, or None when it turns on a lure word."""
+    hosts = [_url_host(u) for u in urls]
     if any(h in _SHORTENERS or h.rsplit(".", 1)[-1] in _SUSPICIOUS_TLDS for h in hosts):
         return True
     untrusted = [h for h in hosts if not h.endswith(_TRUSTED_SUFFIXES)]
@@ -158,7 +165,7 @@ def _spam_link(a: TextAnalysis) -> bool:
         return True
     # A lone link with a lure ("click", "libre", "kumita") is spam; a lone link to a broken portal
     # is not.
-    return bool(untrusted) and _SPAM_CUES.search(a.text)
+    return None if untrusted else False
 
 
 def _contact_harvest(a: TextAnalysis) -> bool:

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -74,10 +75,34 @@ _CHAT_LINK_RE = re.compile(
     re.IGNORECASE,
 )
 _TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-_EMOJI_RE = re.compile(
-    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\ufe0f\u200d\U0001f1e6-\U0001f1ff]"
+
+
+def _char_class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(rf"\U{lo:08x}-\U{hi:08x}" for lo, hi in ranges) + "]")
+
+
+# Emoji, and control or zero-width characters (clean_text turns these into spaces), as inclusive
+# code point ranges: the regexes and the compiled screen (inference/anomaly/screen.py) read these.
+EMOJI_RANGES = (
+    (0x1F000, 0x1FAFF),
+    (0x2600, 0x27BF),
+    (0x2B00, 0x2BFF),
+    (0x2300, 0x23FF),
+    (0xFE0F, 0xFE0F),
+    (0x200D, 0x200D),
+    (0x1F1E6, 0x1F1FF),
 )
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200c\u2060\ufeff]")
+CONTROL_RANGES = (
+    (0x00, 0x08),
+    (0x0B, 0x0C),
+    (0x0E, 0x1F),
+    (0x7F, 0x9F),
+    (0x200B, 0x200C),
+    (0x2060, 0x2060),
+    (0xFEFF, 0xFEFF),
+)
+_EMOJI_RE = _char_class(EMOJI_RANGES)
+_CONTROL_RE = _char_class(CONTROL_RANGES)
 _RUN2_RE = re.compile(r"(.)\1+", re.DOTALL)
 _RUN3_RE = re.compile(r"(.)\1{2,}", re.DOTALL)
 _VOWEL_SPLIT_RE = re.compile("[aeiouy]+")
@@ -251,6 +276,38 @@ def analyse(raw: str) -> TextAnalysis:
     return analyse_python(raw)
 
 
+class Contacts(NamedTuple):
+    """What :func:`extract_contacts` finds in a text, and the text without it."""
+
+    rest: str  # the text with e-mails, handles, chat links and URLs replaced by spaces
+    urls: tuple[str, ...]
+    emails: int
+    phones: int  # phone numbers, chat handles and chat links
+
+
+def extract_contacts(text: str, digits: int) -> Contacts:
+    """E-mails, handles, chat links, URLs and phone numbers of a cleaned ``text`` with ``digits``
+    digits (the part of :func:`analyse_python` that the compiled screen leaves to Python)."""
+    # Each pattern runs only when the characters it needs are present (most feedback has no "@").
+    emails: list[str] = []
+    chats = 0
+    rest = text
+    if "@" in text:
+        emails = _EMAIL_RE.findall(rest)
+        rest = _EMAIL_RE.sub(" ", rest)
+        chats += len(_HANDLE_RE.findall(rest))
+        rest = _HANDLE_RE.sub(" ", rest)
+    if "/" in rest:
+        chats += len(_CHAT_LINK_RE.findall(rest))
+        rest = _CHAT_LINK_RE.sub(" ", rest)
+    urls: tuple[str, ...] = ()
+    if "." in rest and (not text.isascii() or _may_have_url(rest)):
+        urls = tuple(_URL_RE.findall(rest))
+        rest = _URL_RE.sub(" ", rest) if urls else rest
+    phones = len(_PHONE_RE.findall(rest)) if digits >= 10 else 0
+    return Contacts(rest, urls, len(emails), phones + chats)
+
+
 def analyse_python(raw: str) -> TextAnalysis:
     """:func:`analyse` in Python only: the reference, and the path for every text."""
     text = clean_text(raw)
@@ -269,23 +326,7 @@ def analyse_python(raw: str) -> TextAnalysis:
         upper = sum(map(str.isupper, nonspace))
         letters = sum(map(str.isalpha, nonspace))
         vowels = sum(map(nonspace.lower().count, "aeiouy"))
-    # Each pattern runs only when the characters it needs are present (most feedback has no "@").
-    emails: list[str] = []
-    chats = 0
-    rest = text
-    if "@" in text:
-        emails = _EMAIL_RE.findall(rest)
-        rest = _EMAIL_RE.sub(" ", rest)
-        chats += len(_HANDLE_RE.findall(rest))
-        rest = _HANDLE_RE.sub(" ", rest)
-    if "/" in rest:
-        chats += len(_CHAT_LINK_RE.findall(rest))
-        rest = _CHAT_LINK_RE.sub(" ", rest)
-    urls: tuple[str, ...] = ()
-    if "." in rest and (not is_ascii or _may_have_url(rest)):
-        urls = tuple(_URL_RE.findall(rest))
-        rest = _URL_RE.sub(" ", rest) if urls else rest
-    phones = len(_PHONE_RE.findall(rest)) if digits >= 10 else 0
+    rest, urls, emails, phones = extract_contacts(text, digits)
     if is_ascii:
         # ASCII lower-casing maps character to character, so tokens of ``rest.lower()`` are the
         # lower-cased tokens of ``rest``: one regex pass serves both.
@@ -339,8 +380,8 @@ def analyse_python(raw: str) -> TextAnalysis:
         top_token_count=top,
         max_same_token_run=best_same,
         urls=urls,
-        emails=len(emails),
-        phones=phones + chats,
+        emails=emails,
+        phones=phones,
         exclaims=text.count("!"),
         emojis=0 if is_ascii else len(_EMOJI_RE.findall(text)),
         caps_words=caps_words,

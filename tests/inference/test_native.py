@@ -15,7 +15,7 @@ from inference import features
 from inference.anomaly.stats import ANALYSIS_CHARS, analyse, analyse_python
 from inference.features import Featurizer
 from inference.native import compiled
-from inference.text import normalize
+from inference.text import MAX_CHARS, normalize, normalize_python
 from tests.inference.conftest import MODEL_DIR, all_texts
 
 # Characters chosen to hit every branch: word/non-word, underscore, digits, whitespace runs and
@@ -98,3 +98,31 @@ def test_compiled_statistics_equal_the_python_statistics():
     assert fast > len(texts) // 2
     assert compiled.analyse_ascii("kumusta 漢字", ANALYSIS_CHARS) is None
     assert compiled.analyse_ascii("visit x.com now", ANALYSIS_CHARS) is None
+
+
+def test_compiled_normalize_equals_the_python_normalize():
+    assert compiled is not None
+    rng = random.Random(3)
+    every_ascii = "".join(map(chr, range(128)))
+    texts = [
+        *all_texts(),
+        *[t.upper() for t in all_texts()[:300]],
+        *generated(every_ascii + "aaa   ", 20_000, seed=4),
+        *generated(ASCII_POOL + "\x00\x0b\x0c\x1c\x1f\x7f@/", 5_000, seed=5),
+        *EDGE_TEXTS,
+        "www.x.com WWW.Y wWw. w w w.",
+        "a\x01aa bb\x1cb \x1b\x1b\x1bcc",
+        "x" * (MAX_CHARS + 5),
+        "  " + "ab " * (MAX_CHARS // 2),
+        "".join(rng.choice(every_ascii) for _ in range(MAX_CHARS * 2)),
+    ]
+    fast = 0
+    for text in texts:
+        assert normalize(text) == normalize_python(text), repr(text)
+        fast += compiled.normalize_ascii(text, MAX_CHARS) is not None
+    assert fast > len(texts) // 2
+    assert compiled.normalize_ascii("kumusta 漢字", MAX_CHARS) is None
+    assert compiled.normalize_ascii("see http://x", MAX_CHARS) is None
+    assert compiled.normalize_ascii("hi @joe", MAX_CHARS) is None
+    with pytest.raises(ValueError, match="max_chars"):
+        compiled.normalize_ascii("x", -1)

@@ -175,3 +175,68 @@ def test_merged_session_matches_each_model_run_alone(engine):
     assert [(p.anomaly_score, p.flagged, p.reasons) for p in predictions] == [
         (r.score, r.flagged, r.reasons) for r in alone
     ]
+
+
+def test_predictions_are_the_same_without_the_compiled_loops(engine, monkeypatch):
+    import inference.features
+    import inference.text
+    from tests.inference.conftest import all_texts
+
+    texts = [*all_texts()[:400], *EXAMPLES, "SEND YOUR PASSWORD", "visit bit.ly/x", "gago ka"]
+    compiled_predictions = engine.predict(texts)
+    python_engine = Engine(MODEL_DIR)
+    loaded = python_engine._load()
+    # The Python paths: normalize_python, the Python featurizer, analyse + rules, session.run.
+    monkeypatch.setattr(inference.text, "compiled", None)
+    monkeypatch.setattr(loaded.featurizer, "_native", None)
+    loaded.anomaly._screen, loaded.anomaly._screen_built = None, True
+    monkeypatch.setattr(loaded, "run", loaded.session.run)
+    assert python_engine.predict(texts) == compiled_predictions
+    assert inference.features.NATIVE_AVAILABLE
+
+
+def test_the_direct_session_call_equals_session_run(engine):
+    import numpy as np
+
+    loaded = engine._load()
+    rows = loaded.featurizer.transform(["ok po", "grabe ang tagal"])
+    feed = {
+        "rows": rows.rows,
+        "cols": rows.cols,
+        "vals": rows.vals,
+        "n_rows": np.array([rows.n_rows], dtype=np.int64),
+        "features": np.zeros((2, 18), dtype=np.float32),
+    }
+    direct = loaded.run(loaded.outputs, feed)
+    checked = loaded.session.run(loaded.outputs, feed)
+    assert all(np.array_equal(a, b) for a, b in zip(direct, checked, strict=True))
+
+
+def test_a_batch_in_chunks_equals_the_batch_in_one_run(engine, monkeypatch):
+    import inference.runtime
+    from tests.inference.conftest import all_texts
+
+    texts = all_texts()[:1000]
+    monkeypatch.setattr(inference.runtime, "PREDICT_CHUNK", 10**9)
+    whole = engine.predict(texts)
+    # ONNX Runtime's Softmax is vectorised over the flattened batch, so a row's last bits can
+    # depend on its position modulo the vector width; chunks of a multiple of 64 rows keep every
+    # position's residue (the whole range of a chunk, and the short last chunk).
+    monkeypatch.setattr(inference.runtime, "PREDICT_CHUNK", 64)
+    chunked = engine.predict(texts)
+    assert chunked == whole
+    assert inference.runtime.PREDICT_CHUNK % 64 == 0
+    # One model_versions dict for the whole call, as without chunks.
+    assert len({id(p.model_versions) for p in chunked}) == 1
+
+
+def test_the_small_batch_argmax_is_numpys():
+    import numpy as np
+
+    from inference.runtime import _argmax
+
+    rng = np.random.default_rng(0)
+    specials = [np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, 1.0]
+    for _ in range(5000):
+        row = rng.choice([*specials, *rng.random(3)], size=rng.integers(1, 6))
+        assert _argmax(row.tolist()) == int(np.argmax(row)), row
