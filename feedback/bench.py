@@ -1,7 +1,8 @@
 """`python -m feedback.bench`: the ingestion API through the full stack.
 
-Starts gunicorn (deploy/gunicorn.conf.py) on a free loopback port against DATABASE_URL, creates
-a throwaway org and key on the business plan, then measures, in one run:
+Starts gunicorn (deploy/gunicorn.conf.py) on a free loopback port against DATABASE_URL (as
+DATABASE_APP_USER when set, which row-level security binds), creates a throwaway org and key on
+the business plan, then measures, in one run:
   * single `POST /api/v1/feedback` latency (auth, rate limit, inference, insert): p50/p99, on a
     kept-alive connection (as a platform's proxy holds) and on a fresh one, interleaved;
   * batch ingest through `POST /api/v1/feedback/batch` with 1,000-item batches: items/s.
@@ -151,6 +152,11 @@ def main() -> int:
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
     }
     os.environ.update({k: v for k, v in env.items() if k in ("PUNA_ENV",)})
+    # The throwaway org and key are made as the tables' owner (migrate needs it, and no org is
+    # active here for row-level security); gunicorn then connects as DATABASE_APP_USER when it
+    # is set, as in production.
+    os.environ["DB_AS_OWNER"] = "1"
+    env.pop("DB_AS_OWNER", None)
     key = _setup()
     port = _free_port()
     env["PORT"] = str(port)
