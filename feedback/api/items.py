@@ -1,7 +1,7 @@
 """Reading feedback items from request JSON: a fast path for well-formed items.
 
 A 1,000-item batch spends more time in DRF field machinery (one ``FeedbackInSerializer`` per
-item, ~150 µs each) than in inference and the COPY together. :func:`accept` takes the common
+item, ~150 µs each) than in inference and the INSERT together. :func:`accept` takes the common
 case, an item whose fields are all present with the right types and within limits, and builds
 exactly the ``FeedbackInput`` the serializer would; for anything else it returns None and the
 caller runs the serializer, which stays the single source of error messages. That the two agree

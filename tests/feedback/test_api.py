@@ -314,7 +314,7 @@ def test_free_plan_gets_429_on_the_61st_request_with_headers(org: Organization) 
 
 
 def test_large_batch_round_trips_every_field(api_key_client: APIClient) -> None:
-    """Batches of 50+ items are written with COPY; every field must come back as sent."""
+    """Batches of 50+ items are written from column arrays; every field must come back as sent."""
     items = [
         {
             "text": f"Comment {i}: ang bagal ng wifi sa library",
