@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -303,9 +304,9 @@ def _insert_sql(*, within_quota: bool, one_row: bool) -> tuple[str, list[models.
             values.append(f"{column}::jsonb")
         elif f.get_internal_type() == "ArrayField":
             sent_as.append("text")
-            values.append(f"{column}::{f.db_type(connection)}")
+            values.append(f"{column}::{_without_length(f)}")
         else:
-            sent_as.append(str(f.db_type(connection)).split("(")[0])
+            sent_as.append(_without_length(f))
             values.append(column)
     if one_row:
         source = "(VALUES (" + ", ".join(f"%s::{t}" for t in sent_as) + "))"
@@ -330,6 +331,13 @@ def _insert_sql(*, within_quota: bool, one_row: bool) -> tuple[str, list[models.
         )
     # RETURNING follows the order of the rows, as Django's bulk_create relies on too.
     return f"{insert} RETURNING {qn(str(meta.pk.column))}", fields
+
+
+def _without_length(f: models.Field[Any, Any]) -> str:
+    """The field's column type without its length or precision: ``varchar(32)[]`` ->
+    ``varchar[]`` (an explicit cast to ``varchar(32)`` would cut a longer value silently; the
+    column's own assignment cast refuses it)."""
+    return re.sub(r"\([^)]*\)", "", str(f.db_type(connection)))
 
 
 def _column_params(rows: list[Feedback], fields: list[models.Field[Any, Any]]) -> list[Any]:

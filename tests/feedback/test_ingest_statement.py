@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from feedback import services
 from feedback.models import Feedback, UsagePeriod
 from feedback.services import FeedbackInput, IngestResult
+from inference.classify import classify
 from tenants.context import org_context
 from tenants.models import Organization
 from tests.factories import make_org
@@ -138,3 +139,20 @@ def test_array_literals_round_trip_through_postgresql() -> None:
         assert cursor.fetchone()[0] == values
         cursor.execute("SELECT %s::varchar[]", [services._array_literal([])])
         assert cursor.fetchone()[0] == []
+
+
+@pytest.mark.parametrize("field", ["source", "reasons"])
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_value_too_long_for_its_column_is_refused_not_cut(count: int, field: str) -> None:
+    """The INSERT's casts carry no length, so the column itself refuses an over-long value
+    (validation stops it first; this is the database's word if anything gets past)."""
+    org = make_org(name="Long School", slug=f"long-{count}-{field}")
+    items = [(i, FeedbackInput(text=f"item {i}")) for i in range(count)]
+    with org_context(org):
+        predictions = classify(org_id=org.pk, texts=[item.text for _, item in items])
+        rows = services._new_records(org, items, predictions, import_job_id=None)
+        # source is varchar(50); each reason varchar(32).
+        setattr(rows[-1], field, "s" * 51 if field == "source" else ["r" * 33])
+        with pytest.raises(DataError), transaction.atomic():
+            services._insert(rows)
+        assert Feedback.objects.filter(organization=org).count() == 0
