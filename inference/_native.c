@@ -20,6 +20,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
+#include <numpy/arrayobject.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -357,19 +359,51 @@ static int collect(const FeatureIndex *self, PyObject *text, Scratch *s) {
     return 0;
 }
 
-/* transform(texts) -> (rows, cols, vals): bytes of int64, int64, float64 (see module comment). */
-static PyObject *FeatureIndex_transform(FeatureIndex *self, PyObject *arg) {
-    PyObject *texts = PySequence_Fast(arg, "texts must be a sequence of str");
-    if (texts == NULL) {
-        return NULL;
+/* A batch of sparse rows in coordinate form, grown as texts are featurized. */
+typedef struct {
+    int64_t *rows, *cols;
+    double *vals;
+    Py_ssize_t size, cap;
+} Coo;
+
+static void coo_free(Coo *c) {
+    PyMem_Free(c->rows);
+    PyMem_Free(c->cols);
+    PyMem_Free(c->vals);
+}
+
+static int coo_reserve(Coo *c, Py_ssize_t more) {
+    if (c->size + more <= c->cap) {
+        return 0;
     }
-    Py_ssize_t n_texts = PySequence_Fast_GET_SIZE(texts);
-    PyObject **items = PySequence_Fast_ITEMS(texts);
+    Py_ssize_t new_cap = c->cap ? c->cap : 1024;
+    while (new_cap < c->size + more) {
+        new_cap *= 2;
+    }
+    int64_t *new_rows = PyMem_Realloc(c->rows, (size_t)new_cap * sizeof(int64_t));
+    if (new_rows != NULL) {
+        c->rows = new_rows;
+    }
+    int64_t *new_cols = PyMem_Realloc(c->cols, (size_t)new_cap * sizeof(int64_t));
+    if (new_cols != NULL) {
+        c->cols = new_cols;
+    }
+    double *new_vals = PyMem_Realloc(c->vals, (size_t)new_cap * sizeof(double));
+    if (new_vals != NULL) {
+        c->vals = new_vals;
+    }
+    if (new_rows == NULL || new_cols == NULL || new_vals == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->cap = new_cap;
+    return 0;
+}
+
+/* The TF-IDF rows of texts[0..n_texts) appended to out (see the module comment). */
+static int featurize(const FeatureIndex *self, PyObject *const *items, Py_ssize_t n_texts, Coo *out) {
     Scratch s = {0};
-    int64_t *rows = NULL, *cols = NULL;
-    double *vals = NULL;
-    Py_ssize_t size = 0, cap = 0;
-    PyObject *result = NULL;
+    int status = -1;
     for (Py_ssize_t r = 0; r < n_texts; r++) {
         if (!PyUnicode_Check(items[r])) {
             PyErr_Format(PyExc_TypeError, "texts[%zd] is not a str", r);
@@ -383,30 +417,12 @@ static PyObject *FeatureIndex_transform(FeatureIndex *self, PyObject *arg) {
             continue;
         }
         qsort(s.ids.data, (size_t)s.ids.size, sizeof(int32_t), compare_int32);
-        if (size + s.ids.size > cap) {
-            Py_ssize_t new_cap = cap ? cap : 1024;
-            while (new_cap < size + s.ids.size) {
-                new_cap *= 2;
-            }
-            int64_t *new_rows = PyMem_Realloc(rows, (size_t)new_cap * sizeof(int64_t));
-            if (new_rows != NULL) {
-                rows = new_rows;
-            }
-            int64_t *new_cols = PyMem_Realloc(cols, (size_t)new_cap * sizeof(int64_t));
-            if (new_cols != NULL) {
-                cols = new_cols;
-            }
-            double *new_vals = PyMem_Realloc(vals, (size_t)new_cap * sizeof(double));
-            if (new_vals != NULL) {
-                vals = new_vals;
-            }
-            if (new_rows == NULL || new_cols == NULL || new_vals == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            cap = new_cap;
+        if (coo_reserve(out, s.ids.size) < 0) {
+            goto done;
         }
-        Py_ssize_t first = size;
+        int64_t *rows = out->rows, *cols = out->cols;
+        double *vals = out->vals;
+        Py_ssize_t first = out->size, size = out->size;
         for (Py_ssize_t i = 0; i < s.ids.size;) {
             int32_t col = s.ids.data[i];
             Py_ssize_t j = i;
@@ -432,22 +448,73 @@ static PyObject *FeatureIndex_transform(FeatureIndex *self, PyObject *arg) {
         for (Py_ssize_t i = first; i < size; i++) {
             vals[i] /= cols[i] < self->n_word ? word_norm : char_norm;
         }
+        out->size = size;
     }
-    /* y# turns a NULL pointer into None; an empty batch must still give three bytes objects. */
-    result = Py_BuildValue("(y#y#y#)", rows ? (const char *)rows : "",
-                           size * (Py_ssize_t)sizeof(int64_t), cols ? (const char *)cols : "",
-                           size * (Py_ssize_t)sizeof(int64_t), vals ? (const char *)vals : "",
-                           size * (Py_ssize_t)sizeof(double));
+    status = 0;
 done:
     scratch_free(&s);
-    PyMem_Free(rows);
-    PyMem_Free(cols);
-    PyMem_Free(vals);
+    return status;
+}
+
+/* transform(texts) -> (rows, cols, vals): bytes of int64, int64, float64 (see module comment). */
+static PyObject *FeatureIndex_transform(FeatureIndex *self, PyObject *arg) {
+    PyObject *texts = PySequence_Fast(arg, "texts must be a sequence of str");
+    if (texts == NULL) {
+        return NULL;
+    }
+    Coo c = {0};
+    PyObject *result = NULL;
+    if (featurize(self, PySequence_Fast_ITEMS(texts), PySequence_Fast_GET_SIZE(texts), &c) == 0) {
+        /* y# turns a NULL pointer into None; an empty batch must still give three bytes objects. */
+        result = Py_BuildValue("(y#y#y#)", c.rows ? (const char *)c.rows : "",
+                               c.size * (Py_ssize_t)sizeof(int64_t), c.cols ? (const char *)c.cols : "",
+                               c.size * (Py_ssize_t)sizeof(int64_t), c.vals ? (const char *)c.vals : "",
+                               c.size * (Py_ssize_t)sizeof(double));
+    }
+    coo_free(&c);
+    Py_DECREF(texts);
+    return result;
+}
+
+/* A new C-contiguous NumPy array of `nd` dimensions holding a copy of `data`. */
+static PyObject *array_copy(int nd, npy_intp *dims, int type, const void *data, size_t nbytes) {
+    PyObject *array = PyArray_SimpleNew(nd, dims, type);
+    if (array != NULL && nbytes > 0) {
+        memcpy(PyArray_DATA((PyArrayObject *)array), data, nbytes);
+    }
+    return array;
+}
+
+/* feed(texts) -> (rows [nnz, 1] int64, cols [nnz] int64, vals [nnz, 1] float64): transform()'s
+   rows as the NumPy arrays the stacked heads take (inference.graphs.fuse_linear_heads). */
+static PyObject *FeatureIndex_feed(FeatureIndex *self, PyObject *arg) {
+    PyObject *texts = PySequence_Fast(arg, "texts must be a sequence of str");
+    if (texts == NULL) {
+        return NULL;
+    }
+    Coo c = {0};
+    PyObject *result = NULL;
+    if (featurize(self, PySequence_Fast_ITEMS(texts), PySequence_Fast_GET_SIZE(texts), &c) == 0) {
+        npy_intp column[2] = {c.size, 1}, flat[1] = {c.size};
+        PyObject *rows = array_copy(2, column, NPY_INT64, c.rows, (size_t)c.size * sizeof(int64_t));
+        PyObject *cols = rows ? array_copy(1, flat, NPY_INT64, c.cols, (size_t)c.size * sizeof(int64_t)) : NULL;
+        PyObject *vals = cols ? array_copy(2, column, NPY_FLOAT64, c.vals, (size_t)c.size * sizeof(double)) : NULL;
+        if (vals != NULL) {
+            result = PyTuple_Pack(3, rows, cols, vals);
+        }
+        Py_XDECREF(rows);
+        Py_XDECREF(cols);
+        Py_XDECREF(vals);
+    }
+    coo_free(&c);
     Py_DECREF(texts);
     return result;
 }
 
 static PyMethodDef FeatureIndex_methods[] = {
+    {"feed", (PyCFunction)FeatureIndex_feed, METH_O,
+     "feed(texts) -> (rows, cols, vals): transform(texts) as NumPy arrays shaped for the stacked\n"
+     "heads: rows [nnz, 1] int64, cols [nnz] int64, vals [nnz, 1] float64."},
     {"transform", (PyCFunction)FeatureIndex_transform, METH_O,
      "transform(texts) -> (rows, cols, vals) as bytes of int64, int64, float64."},
     {NULL, NULL, 0, NULL},
@@ -2338,29 +2405,13 @@ static int get_out_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t count, cons
     return 0;
 }
 
-/* screen(texts, features) -> (codes, pending): see Screen_methods. */
-static PyObject *Screen_screen(Screen *self, PyObject *args) {
-    PyObject *texts_obj, *features_obj;
-    if (!PyArg_ParseTuple(args, "OO", &texts_obj, &features_obj)) {
-        return NULL;
-    }
-    if (!self->ready) {
-        PyErr_SetString(PyExc_RuntimeError, "Screen is not initialised");
-        return NULL;
-    }
-    /* A tuple: the Python callbacks below cannot change it under the loop. */
-    PyObject *texts = PySequence_Tuple(texts_obj);
-    if (texts == NULL) {
-        return NULL;
-    }
+/* Screen the texts of the tuple `texts` (each cut to its first max_chars characters, or whole when
+   max_chars < 0) into rows ([n, N_FEATURES]); sets *codes and *pending as screen() returns them. */
+static int screen_batch(Screen *self, PyObject *texts, Py_ssize_t max_chars, float *rows, PyObject **codes_out,
+                        PyObject **pending_out) {
     Py_ssize_t n = PyTuple_GET_SIZE(texts);
-    Py_buffer features;
-    if (get_out_buffer(features_obj, &features, n * N_FEATURES, "f", "features") < 0) {
-        Py_DECREF(texts);
-        return NULL;
-    }
-    PyObject *codes = PyList_New(n), *pending = PyList_New(0), *result = NULL;
-    float *rows = (float *)features.buf;
+    PyObject *codes = PyList_New(n), *pending = PyList_New(0);
+    int status = -1;
     TextScratch local, *s = scratch_take(self, &local);
     const Extracted none = {NULL, 0, 0};
     self->busy++;
@@ -2371,12 +2422,22 @@ static PyObject *Screen_screen(Screen *self, PyObject *args) {
             goto done;
         }
         int32_t code = 0;
-        int status = screen_text(self, s, text, &none, rows + r * N_FEATURES, &code);
-        if (status < 0) {
+        int screened;
+        if (max_chars >= 0 && PyUnicode_GET_LENGTH(text) > max_chars) {
+            PyObject *cut = PyUnicode_Substring(text, 0, max_chars);
+            if (cut == NULL) {
+                goto done;
+            }
+            screened = screen_text(self, s, cut, &none, rows + r * N_FEATURES, &code);
+            Py_DECREF(cut);
+        } else {
+            screened = screen_text(self, s, text, &none, rows + r * N_FEATURES, &code);
+        }
+        if (screened < 0) {
             goto done;
         }
-        if (status > 0) {
-            code = status == 1 ? SCREEN_PYTHON : SCREEN_EXTRACT;
+        if (screened > 0) {
+            code = screened == 1 ? SCREEN_PYTHON : SCREEN_EXTRACT;
             memset(rows + r * N_FEATURES, 0, N_FEATURES * sizeof(float));
             PyObject *index = PyLong_FromSsize_t(r);
             int failed = index == NULL || PyList_Append(pending, index) < 0;
@@ -2392,14 +2453,78 @@ static PyObject *Screen_screen(Screen *self, PyObject *args) {
         PyList_SET_ITEM(codes, r, value);
     }
     if (codes != NULL && pending != NULL) {
-        result = PyTuple_Pack(2, codes, pending);
+        *codes_out = codes;
+        *pending_out = pending;
+        codes = pending = NULL;
+        status = 0;
     }
 done:
     self->busy--;
     scratch_done(self, s);
-    PyBuffer_Release(&features);
     Py_XDECREF(codes);
     Py_XDECREF(pending);
+    return status;
+}
+
+/* screen(texts, features) -> (codes, pending): see Screen_methods. */
+static PyObject *Screen_screen(Screen *self, PyObject *args) {
+    PyObject *texts_obj, *features_obj;
+    if (!PyArg_ParseTuple(args, "OO", &texts_obj, &features_obj)) {
+        return NULL;
+    }
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Screen is not initialised");
+        return NULL;
+    }
+    /* A tuple: the Python callbacks below cannot change it under the loop. */
+    PyObject *texts = PySequence_Tuple(texts_obj);
+    if (texts == NULL) {
+        return NULL;
+    }
+    Py_buffer features;
+    if (get_out_buffer(features_obj, &features, PyTuple_GET_SIZE(texts) * N_FEATURES, "f", "features") < 0) {
+        Py_DECREF(texts);
+        return NULL;
+    }
+    PyObject *codes, *pending, *result = NULL;
+    if (screen_batch(self, texts, -1, (float *)features.buf, &codes, &pending) == 0) {
+        result = PyTuple_Pack(2, codes, pending);
+        Py_DECREF(codes);
+        Py_DECREF(pending);
+    }
+    PyBuffer_Release(&features);
+    Py_DECREF(texts);
+    return result;
+}
+
+/* screen_new(texts, max_chars) -> (features, codes, pending): see Screen_methods. */
+static PyObject *Screen_screen_new(Screen *self, PyObject *args) {
+    PyObject *texts_obj;
+    Py_ssize_t max_chars;
+    if (!PyArg_ParseTuple(args, "On", &texts_obj, &max_chars)) {
+        return NULL;
+    }
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Screen is not initialised");
+        return NULL;
+    }
+    if (max_chars < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_chars must be >= 0");
+        return NULL;
+    }
+    PyObject *texts = PySequence_Tuple(texts_obj);
+    if (texts == NULL) {
+        return NULL;
+    }
+    npy_intp dims[2] = {PyTuple_GET_SIZE(texts), N_FEATURES};
+    PyObject *features = PyArray_SimpleNew(2, dims, NPY_FLOAT32), *codes, *pending, *result = NULL;
+    if (features != NULL &&
+        screen_batch(self, texts, max_chars, PyArray_DATA((PyArrayObject *)features), &codes, &pending) == 0) {
+        result = PyTuple_Pack(3, features, codes, pending);
+        Py_DECREF(codes);
+        Py_DECREF(pending);
+    }
+    Py_XDECREF(features);
     Py_DECREF(texts);
     return result;
 }
@@ -2448,6 +2573,10 @@ static PyMethodDef Screen_methods[] = {
      "the verdict bits, or SCREEN_PYTHON (-1: take the Python path) or SCREEN_EXTRACT (-2: run\n"
      "stats.extract_contacts, then screen_extracted), whose rows are left 0. pending lists the\n"
      "indices with a negative code."},
+    {"screen_new", (PyCFunction)Screen_screen_new, METH_VARARGS,
+     "screen_new(texts, max_chars) -> (features, codes, pending)\n\n"
+     "screen() of each text cut to its first max_chars characters, into a new float32 NumPy array\n"
+     "[n, 18]."},
     {"screen_extracted", (PyCFunction)Screen_screen_extracted, METH_VARARGS,
      "screen_extracted(text, rest, n_urls, n_contacts, row) -> code\n\n"
      "screen() for a SCREEN_EXTRACT text, given what stats.extract_contacts found in its clean\n"
@@ -2468,6 +2597,411 @@ static PyTypeObject ScreenType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ==== predictions from the session's outputs ====================================================
+ *
+ * Results.build is the end of inference.runtime._predict_chunk: per text, the best label of each
+ * head (runtime._argmax: the first maximum, or the first NaN, as np.argmax), the sentiment scores
+ * as a dict, the forest's score_samples calibrated (detector.Calibration.apply_one) and combined
+ * with the screen's verdict code (detector._from_code, rounding with round(score, 6)), and one
+ * Prediction (a tuple subclass, filled as tuple.__new__ fills it). The Python in runtime.py and
+ * anomaly/detector.py is the reference (tests/inference/test_native_results.py).
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *prediction; /* runtime.Prediction: a tuple subclass of PREDICTION_FIELDS items */
+    PyObject *sentiment_labels, *language_labels; /* tuples of str */
+    double *xs, *ys;                               /* calibration knots */
+    Py_ssize_t n_knots;
+    PyObject *reasons;  /* tuple: verdict (code & mask) -> tuple of reason str */
+    double *floors;     /* verdict -> score floor */
+    Py_ssize_t n_verdicts; /* a power of two */
+    long nothing, long_text; /* the NOTHING and LONG bits */
+    PyObject *outlier, *no_reasons; /* ("outlier",) and () */
+    PyObject *zero;  /* 0.0 */
+} Results;
+
+#define PREDICTION_FIELDS 10
+
+static void Results_clear(Results *self) {
+    Py_CLEAR(self->prediction);
+    Py_CLEAR(self->sentiment_labels);
+    Py_CLEAR(self->language_labels);
+    Py_CLEAR(self->reasons);
+    Py_CLEAR(self->outlier);
+    Py_CLEAR(self->no_reasons);
+    Py_CLEAR(self->zero);
+    PyMem_Free(self->xs);
+    PyMem_Free(self->ys);
+    PyMem_Free(self->floors);
+    self->xs = self->ys = self->floors = NULL;
+}
+
+static void Results_dealloc(Results *self) {
+    Results_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A new array of the floats of the sequence `obj` (at least `min` of them); NULL on error. */
+static double *float_array(PyObject *obj, Py_ssize_t min, Py_ssize_t *n, const char *what) {
+    PyObject *seq = PySequence_Fast(obj, what);
+    if (seq == NULL) {
+        return NULL;
+    }
+    *n = PySequence_Fast_GET_SIZE(seq);
+    double *out = *n >= min ? PyMem_Malloc((size_t)*n * sizeof(double)) : NULL;
+    if (*n < min) {
+        PyErr_Format(PyExc_ValueError, "%s needs at least %zd values", what, min);
+    } else if (out == NULL) {
+        PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; out != NULL && i < *n; i++) {
+        out[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (out[i] == -1.0 && PyErr_Occurred()) {
+            PyMem_Free(out);
+            out = NULL;
+        }
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+static int str_tuple(PyObject *obj, const char *what) {
+    if (!PyTuple_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple of str", what);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(obj); i++) {
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(obj, i))) {
+            PyErr_Format(PyExc_TypeError, "%s must be a tuple of str", what);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int Results_init(Results *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"prediction", "sentiment_labels", "language_labels", "xs", "ys", "verdicts",
+                             "nothing", "long", "outlier", NULL};
+    PyObject *prediction, *s_labels, *l_labels, *xs, *ys, *verdicts, *outlier;
+    long nothing, long_text;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!OOO!llO!", kwlist, &PyType_Type, &prediction,
+                                     &PyTuple_Type, &s_labels, &PyTuple_Type, &l_labels, &xs, &ys, &PyList_Type,
+                                     &verdicts, &nothing, &long_text, &PyTuple_Type, &outlier)) {
+        return -1;
+    }
+    Results_clear(self);
+    PyTypeObject *type = (PyTypeObject *)prediction;
+    if (!PyType_IsSubtype(type, &PyTuple_Type) || type->tp_itemsize != PyTuple_Type.tp_itemsize ||
+        type->tp_basicsize != PyTuple_Type.tp_basicsize) {
+        PyErr_SetString(PyExc_TypeError, "prediction must be a tuple subclass without fields of its own");
+        return -1;
+    }
+    if (!str_tuple(s_labels, "sentiment_labels") || !str_tuple(l_labels, "language_labels") ||
+        !str_tuple(outlier, "outlier")) {
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(s_labels) == 0 || PyTuple_GET_SIZE(l_labels) == 0) {
+        PyErr_SetString(PyExc_ValueError, "labels must not be empty");
+        return -1;
+    }
+    Py_ssize_t n_ys = 0;
+    self->xs = float_array(xs, 2, &self->n_knots, "xs");
+    self->ys = self->xs ? float_array(ys, 2, &n_ys, "ys") : NULL;
+    if (self->ys == NULL) {
+        return -1;
+    }
+    if (n_ys != self->n_knots) {
+        PyErr_SetString(PyExc_ValueError, "xs and ys differ in length");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(verdicts);
+    if (n == 0 || (n & (n - 1)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "verdicts must have a power of two entries");
+        return -1;
+    }
+    self->reasons = PyTuple_New(n);
+    self->floors = PyMem_Malloc((size_t)n * sizeof(double));
+    if (self->reasons == NULL || self->floors == NULL) {
+        if (self->floors == NULL) {
+            PyErr_NoMemory();
+        }
+        return -1;
+    }
+    self->n_verdicts = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *reasons, *item = PyList_GET_ITEM(verdicts, i);
+        double floor;
+        if (!PyArg_ParseTuple(item, "O!d", &PyTuple_Type, &reasons, &floor) || !str_tuple(reasons, "reasons")) {
+            return -1;
+        }
+        PyTuple_SET_ITEM(self->reasons, i, Py_NewRef(reasons));
+        self->floors[i] = floor;
+    }
+    self->prediction = (PyTypeObject *)Py_NewRef(prediction);
+    self->sentiment_labels = Py_NewRef(s_labels);
+    self->language_labels = Py_NewRef(l_labels);
+    self->outlier = Py_NewRef(outlier);
+    self->no_reasons = PyTuple_New(0);
+    self->zero = PyFloat_FromDouble(0.0);
+    self->nothing = nothing;
+    self->long_text = long_text;
+    return self->no_reasons && self->zero ? 0 : -1;
+}
+
+/* Calibration.apply_one */
+static double calibrate(const Results *self, double x) {
+    const double *xs = self->xs, *ys = self->ys;
+    Py_ssize_t n = self->n_knots;
+    if (isnan(x)) {
+        return x;
+    }
+    if (x <= xs[0]) {
+        return ys[0];
+    }
+    if (x >= xs[n - 1]) {
+        return ys[n - 1];
+    }
+    /* bisect_right(xs, x) - 1: the last knot <= x */
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (x < xs[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Py_ssize_t j = lo - 1;
+    if (xs[j] == x) {
+        return ys[j];
+    }
+    double slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j]);
+    double dx = x - xs[j];
+    double scaled = slope * dx;
+    return scaled + ys[j];
+}
+
+/* round(x, 6) as Python's float.__round__ computes it: the correctly rounded decimal string with
+   six decimals, read back. */
+static int round6(double x, double *out) {
+    if (!isfinite(x)) {
+        *out = x;
+        return 0;
+    }
+    char *text = PyOS_double_to_string(x, 'f', 6, 0, NULL);
+    if (text == NULL) {
+        return -1;
+    }
+    *out = PyOS_string_to_double(text, NULL, NULL);
+    PyMem_Free(text);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* runtime._argmax over one row of k doubles. */
+static Py_ssize_t argmax_row(const double *row, Py_ssize_t k) {
+    Py_ssize_t best = 0;
+    for (Py_ssize_t i = 1; i < k; i++) {
+        double value = row[i];
+        if (isnan(value)) {
+            return isnan(row[best]) ? best : i;
+        }
+        if (value > row[best]) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* The C-contiguous [n, k] array of `type` in obj (k > 0 given, or any k when *k is 0). */
+static const char *matrix(PyObject *obj, int type, Py_ssize_t n, Py_ssize_t *k, const char *what) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a NumPy array", what);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    if (PyArray_TYPE(a) != type || PyArray_NDIM(a) != 2 || !PyArray_IS_C_CONTIGUOUS(a) ||
+        PyArray_DIM(a, 0) != n || (*k && PyArray_DIM(a, 1) != *k) || PyArray_DIM(a, 1) == 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous %zd x %zd array of %s", what, n, *k,
+                     type == NPY_FLOAT64 ? "float64" : "float32");
+        return NULL;
+    }
+    *k = PyArray_DIM(a, 1);
+    return PyArray_DATA(a);
+}
+
+/* The anomaly fields (score, flagged, reasons) of text i: new references in out[0..3). */
+static int anomaly_fields(const Results *self, long code, double raw, PyObject *override, PyObject **out) {
+    if (override != NULL) {
+        if (!PyTuple_Check(override) || PyTuple_GET_SIZE(override) != 3) {
+            PyErr_SetString(PyExc_TypeError, "an override must be an AnomalyResult");
+            return -1;
+        }
+        for (int f = 0; f < 3; f++) {
+            out[f] = Py_NewRef(PyTuple_GET_ITEM(override, f));
+        }
+        return 0;
+    }
+    if (code < 0) {
+        PyErr_Format(PyExc_ValueError, "code %ld needs an override", code);
+        return -1;
+    }
+    if (code & self->nothing) {
+        out[0] = Py_NewRef(self->zero);
+        out[1] = Py_NewRef(Py_False);
+        out[2] = Py_NewRef(self->no_reasons);
+        return 0;
+    }
+    double iso = calibrate(self, -raw);
+    Py_ssize_t verdict = (Py_ssize_t)(code & (self->n_verdicts - 1));
+    PyObject *reasons = PyTuple_GET_ITEM(self->reasons, verdict);
+    double floor = self->floors[verdict];
+    double score = floor > iso ? floor : iso;
+    if (PyTuple_GET_SIZE(reasons) == 0) {
+        if (iso >= 0.5 && (code & self->long_text)) {
+            reasons = self->outlier;
+        } else if (score > 0.49) {
+            score = 0.49;
+        }
+    }
+    double rounded;
+    if (round6(score, &rounded) < 0) {
+        return -1;
+    }
+    out[0] = PyFloat_FromDouble(rounded);
+    out[1] = Py_NewRef(PyTuple_GET_SIZE(reasons) ? Py_True : Py_False);
+    out[2] = Py_NewRef(reasons);
+    return out[0] ? 0 : -1;
+}
+
+/* build(sentiment, language, scores, codes, overrides, categories, versions) -> list[Prediction]:
+   see Results_methods. */
+static PyObject *Results_build(Results *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (self->prediction == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Results is not initialised");
+        return NULL;
+    }
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "build(sentiment, language, scores, codes, overrides, categories, versions)");
+        return NULL;
+    }
+    PyObject *codes = args[3], *overrides = args[4], *categories = args[5], *versions = args[6];
+    if (!PyArray_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "sentiment must be a NumPy array");
+        return NULL;
+    }
+    Py_ssize_t n = PyArray_NDIM((PyArrayObject *)args[0]) == 2 ? PyArray_DIM((PyArrayObject *)args[0], 0) : -1;
+    Py_ssize_t ks = PyTuple_GET_SIZE(self->sentiment_labels), kl = PyTuple_GET_SIZE(self->language_labels);
+    Py_ssize_t one = 1;
+    const double *sent = (const double *)matrix(args[0], NPY_FLOAT64, n, &ks, "sentiment");
+    const double *lang = sent ? (const double *)matrix(args[1], NPY_FLOAT64, n, &kl, "language") : NULL;
+    if (lang == NULL) {
+        return NULL;
+    }
+    const float *scores = NULL;
+    if (args[2] != Py_None) {
+        scores = (const float *)matrix(args[2], NPY_FLOAT32, n, &one, "scores");
+        if (scores == NULL) {
+            return NULL;
+        }
+        if (!PyList_Check(codes) || PyList_GET_SIZE(codes) != n) {
+            PyErr_SetString(PyExc_TypeError, "codes must be a list with one code per row");
+            return NULL;
+        }
+    }
+    if ((overrides != Py_None && !PyDict_Check(overrides)) ||
+        (categories != Py_None && (!PyList_Check(categories) || PyList_GET_SIZE(categories) != n))) {
+        PyErr_SetString(PyExc_TypeError, "overrides must be a dict or None, categories a list per row or None");
+        return NULL;
+    }
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *fields[PREDICTION_FIELDS] = {NULL};
+        const double *s_row = sent + i * ks, *l_row = lang + i * kl;
+        Py_ssize_t si = argmax_row(s_row, ks), li = argmax_row(l_row, kl);
+        int ok = 1;
+        fields[0] = Py_NewRef(PyTuple_GET_ITEM(self->sentiment_labels, si));
+        fields[1] = PyDict_New();
+        for (Py_ssize_t j = 0; ok && j < ks; j++) {
+            PyObject *value = fields[1] ? PyFloat_FromDouble(s_row[j]) : NULL;
+            ok = value != NULL &&
+                 PyDict_SetItem(fields[1], PyTuple_GET_ITEM(self->sentiment_labels, j), value) == 0;
+            Py_XDECREF(value);
+        }
+        fields[2] = Py_NewRef(PyTuple_GET_ITEM(self->language_labels, li));
+        fields[3] = PyFloat_FromDouble(l_row[li]);
+        ok = ok && fields[3] != NULL;
+        if (ok && categories != Py_None) {
+            PyObject *pair = PyList_GET_ITEM(categories, i);
+            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                PyErr_SetString(PyExc_TypeError, "a category must be a (label, score) tuple");
+                ok = 0;
+            } else {
+                fields[4] = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+                fields[5] = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+            }
+        } else if (ok) {
+            fields[4] = Py_NewRef(Py_None);
+            fields[5] = Py_NewRef(Py_None);
+        }
+        if (ok && scores == NULL) {
+            fields[6] = Py_NewRef(self->zero);
+            fields[7] = Py_NewRef(Py_False);
+            fields[8] = Py_NewRef(self->no_reasons);
+        } else if (ok) {
+            long code = PyLong_AsLong(PyList_GET_ITEM(codes, i));
+            PyObject *override = NULL;
+            if (code == -1 && PyErr_Occurred()) {
+                ok = 0;
+            } else if (overrides != Py_None) {
+                PyObject *key = PyLong_FromSsize_t(i);
+                override = key ? PyDict_GetItemWithError(overrides, key) : NULL;
+                Py_XDECREF(key);
+                ok = key != NULL && !PyErr_Occurred();
+            }
+            ok = ok && anomaly_fields(self, code, (double)scores[i], override, fields + 6) == 0;
+        }
+        fields[9] = Py_NewRef(versions);
+        PyObject *prediction = ok ? self->prediction->tp_alloc(self->prediction, PREDICTION_FIELDS) : NULL;
+        if (prediction == NULL) {
+            for (int f = 0; f < PREDICTION_FIELDS; f++) {
+                Py_XDECREF(fields[f]);
+            }
+            Py_CLEAR(out);
+            break;
+        }
+        for (int f = 0; f < PREDICTION_FIELDS; f++) {
+            PyTuple_SET_ITEM(prediction, f, fields[f]);
+        }
+        PyList_SET_ITEM(out, i, prediction);
+    }
+    return out;
+}
+
+static PyMethodDef Results_methods[] = {
+    {"build", (PyCFunction)(void (*)(void))Results_build, METH_FASTCALL,
+     "build(sentiment, language, scores, codes, overrides, categories, versions) -> list\n\n"
+     "One Prediction per row of sentiment ([n, Ks] float64) and language ([n, Kl] float64).\n"
+     "scores: the forest's score_samples ([n, 1] float32) with codes (the screen's code per row),\n"
+     "or None without a detector; overrides: {row: AnomalyResult} for the rows with a negative\n"
+     "code, or None; categories: a (label, score) per row, or None; versions: every\n"
+     "Prediction's model_versions."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ResultsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "inference._native.Results",
+    .tp_basicsize = sizeof(Results),
+    .tp_dealloc = (destructor)Results_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Results(prediction, sentiment_labels, language_labels, xs, ys, verdicts, nothing, long,\n"
+              "outlier): built by inference.runtime",
+    .tp_methods = Results_methods,
+    .tp_init = (initproc)Results_init,
+    .tp_new = PyType_GenericNew,
+};
+
 /* ---- text normalisation, fast path for ASCII ------------------------------------------------
  *
  * normalize_ascii(text, max_chars) is inference.text.normalize for an ASCII text with no '/',
@@ -2475,6 +3009,8 @@ static PyTypeObject ScreenType = {
  * _INVISIBLE is [\x00-\x08\x0e-\x1b\x7f], lower() maps A-Z, _REPEAT cuts runs of 3+ identical
  * characters to two, and split() splits on Py_UNICODE_ISSPACE.
  */
+static PyObject *ascii_normal_form(PyObject *text, Py_ssize_t max_chars);
+
 static PyObject *normalize_ascii(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "normalize_ascii(text: str, max_chars: int)");
@@ -2489,6 +3025,12 @@ static PyObject *normalize_ascii(PyObject *Py_UNUSED(module), PyObject *const *a
         PyErr_SetString(PyExc_ValueError, "max_chars must be >= 0");
         return NULL;
     }
+    return ascii_normal_form(text, max_chars);
+}
+
+/* normalize_ascii's work for a str and max_chars >= 0: a new reference, or None (a new reference)
+   outside the fast path, or NULL with an exception set. */
+static PyObject *ascii_normal_form(PyObject *text, Py_ssize_t max_chars) {
     if (!PyUnicode_IS_ASCII(text)) {
         Py_RETURN_NONE;
     }
@@ -2546,9 +3088,68 @@ static PyObject *normalize_ascii(PyObject *Py_UNUSED(module), PyObject *const *a
     return result;
 }
 
+/* normalize_batch(texts, normalize, max_chars) -> list of str: see native_functions. */
+static PyObject *normalize_batch(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "normalize_batch(texts: list, normalize, max_chars: int)");
+        return NULL;
+    }
+    if (!PyList_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "texts must be a list of str, got %s", Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    Py_ssize_t max_chars = PyLong_AsSsize_t(args[2]);
+    if (max_chars == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (max_chars < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_chars must be >= 0");
+        return NULL;
+    }
+    /* A tuple: the normalize callback cannot change the batch under the loop. */
+    PyObject *texts = PyList_AsTuple(args[0]);
+    if (texts == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(texts);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; i < n && out != NULL; i++) {
+        PyObject *text = PyTuple_GET_ITEM(texts, i);
+        if (!PyUnicode_Check(text)) {
+            PyErr_Format(PyExc_TypeError, "texts[%zd] is %s, expected str", i, Py_TYPE(text)->tp_name);
+            Py_CLEAR(out);
+            break;
+        }
+        PyObject *clean = ascii_normal_form(text, max_chars);
+        if (clean == Py_None) {
+            Py_DECREF(clean);
+            clean = PyObject_CallOneArg(args[1], text);
+            if (clean != NULL && !PyUnicode_Check(clean)) {
+                PyErr_Format(PyExc_TypeError, "normalize returned %s, expected str", Py_TYPE(clean)->tp_name);
+                Py_CLEAR(clean);
+            }
+        }
+        if (clean != NULL && PyUnicode_GET_LENGTH(clean) == 0) {
+            PyErr_Format(PyExc_ValueError, "texts[%zd] is empty or whitespace-only", i);
+            Py_CLEAR(clean);
+        }
+        if (clean == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, clean);
+    }
+    Py_DECREF(texts);
+    return out;
+}
+
 static PyMethodDef native_functions[] = {
     {"analyse_ascii", (PyCFunction)(void (*)(void))analyse_ascii, METH_FASTCALL,
      "analyse_ascii(text, max_chars) -> tuple of counts, or None outside the fast path."},
+    {"normalize_batch", (PyCFunction)(void (*)(void))normalize_batch, METH_FASTCALL,
+     "normalize_batch(texts, normalize, max_chars) -> the normal form of each text: normalize_ascii\n"
+     "where it applies, else normalize(text). Raises TypeError when texts is not a list or an item\n"
+     "is not a str, ValueError when a normal form is empty, naming the index."},
     {"normalize_ascii", (PyCFunction)(void (*)(void))normalize_ascii, METH_FASTCALL,
      "normalize_ascii(text, max_chars) -> inference.text.normalize(text), or None when not ASCII or\n"
      "when it has '/', '@' or 'www.'."},
@@ -2561,7 +3162,9 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&FeatureIndexType) < 0 || PyType_Ready(&ScreenType) < 0) {
+    import_array();
+    if (PyType_Ready(&FeatureIndexType) < 0 || PyType_Ready(&ScreenType) < 0 ||
+        PyType_Ready(&ResultsType) < 0) {
         return NULL;
     }
     init_ascii_tables();
@@ -2575,6 +3178,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     int failed = severities == NULL ||
                  PyModule_AddObjectRef(module, "FeatureIndex", (PyObject *)&FeatureIndexType) < 0 ||
                  PyModule_AddObjectRef(module, "Screen", (PyObject *)&ScreenType) < 0 ||
+                 PyModule_AddObjectRef(module, "Results", (PyObject *)&ResultsType) < 0 ||
                  PyModule_AddObjectRef(module, "SCREEN_RULES", rules) < 0 ||
                  PyModule_AddObjectRef(module, "SCREEN_SEVERITIES", severities) < 0 ||
                  PyModule_AddIntConstant(module, "SCREEN_MILD", SCREEN_MILD) < 0 ||
@@ -2584,7 +3188,7 @@ PyMODINIT_FUNC PyInit__native(void) {
                  PyModule_AddIntConstant(module, "SCREEN_PYTHON", SCREEN_PYTHON) < 0 ||
                  PyModule_AddIntConstant(module, "SCREEN_EXTRACT", SCREEN_EXTRACT) < 0 ||
                  PyModule_AddIntConstant(module, "SCREEN_FEATURES", N_FEATURES) < 0 ||
-                 PyModule_AddIntConstant(module, "ABI", 3) < 0;
+                 PyModule_AddIntConstant(module, "ABI", 4) < 0;
     Py_XDECREF(rules);
     Py_XDECREF(severities);
     if (failed) {

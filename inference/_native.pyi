@@ -1,6 +1,10 @@
 # Types of the compiled module built from inference/_native.c (python -m inference.native_build).
 from collections.abc import Callable, Mapping, Sequence
 
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 from _typeshed import ReadableBuffer, WriteableBuffer
 
 ABI: int
@@ -24,6 +28,9 @@ class FeatureIndex:
         char_ngram: tuple[int, int],
     ) -> None: ...
     def transform(self, texts: Sequence[str], /) -> tuple[bytes, bytes, bytes]: ...
+    def feed(
+        self, texts: Sequence[str], /
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 
 # One item of a cue alternative: (ASCII characters, other characters, is \s, min, max or -1).
 _CueItem = tuple[bytes, str, bool, int, int]
@@ -53,6 +60,9 @@ class Screen:
     def screen(
         self, texts: Sequence[str], features: WriteableBuffer, /
     ) -> tuple[list[int], list[int]]: ...
+    def screen_new(
+        self, texts: Sequence[str], max_chars: int, /
+    ) -> tuple[npt.NDArray[np.float32], list[int], list[int]]: ...
     def screen_extracted(
         self, text: str, rest: str, n_urls: int, n_contacts: int, row: WriteableBuffer, /
     ) -> int: ...
@@ -80,3 +90,32 @@ def analyse_ascii(
     | None
 ): ...
 def normalize_ascii(text: str, max_chars: int, /) -> str | None: ...
+def normalize_batch(
+    texts: list[str], normalize: Callable[[str], str], max_chars: int, /
+) -> list[str]: ...
+
+class Results:
+    def __init__(
+        self,
+        *,
+        prediction: type[tuple[Any, ...]],
+        sentiment_labels: tuple[str, ...],
+        language_labels: tuple[str, ...],
+        xs: Sequence[float],
+        ys: Sequence[float],
+        verdicts: list[tuple[tuple[str, ...], float]],
+        nothing: int,
+        long: int,
+        outlier: tuple[str, ...],
+    ) -> None: ...
+    def build(
+        self,
+        sentiment: npt.NDArray[np.float64],
+        language: npt.NDArray[np.float64],
+        scores: npt.NDArray[np.float32] | None,
+        codes: list[int] | None,
+        overrides: Mapping[int, tuple[float, bool, tuple[str, ...]]] | None,
+        categories: list[tuple[str, float]] | None,
+        versions: dict[str, str],
+        /,
+    ) -> list[Any]: ...

@@ -19,6 +19,8 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy
+
 SOURCE = Path(__file__).resolve().parent / "_native.c"
 
 
@@ -34,6 +36,9 @@ def command(output: Path) -> list[str]:
     return [
         *compiler,
         "-O2",
+        # Python never fuses a multiply and an add; neither may the compiler (the C code must
+        # give the Python reference's results bit for bit on every architecture).
+        "-ffp-contract=off",
         "-fPIC",
         "-shared",
         "-Wall",
@@ -42,6 +47,7 @@ def command(output: Path) -> list[str]:
         "-Wno-missing-field-initializers",
         "-Wno-cast-function-type",
         f"-I{include}",
+        f"-I{numpy.get_include()}",  # the module builds NumPy arrays (NumPy's C API)
         str(SOURCE),
         "-o",
         str(output),

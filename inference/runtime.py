@@ -3,7 +3,11 @@
 Pure by design (no Django, no database): the registry hands this module a model directory and,
 per org, a category model file. Each text is normalised, featurized and screened for anomalies
 once (by the compiled loops when built, see ``inference.native``); the sparse rows are shared by
-every head built on the same featurizer, and ONNX Runtime does the model maths. At load time the
+every head built on the same featurizer, and ONNX Runtime does the model maths. With the compiled
+module, the texts are checked and normalised, the heads' inputs built and the Predictions made
+from the session's outputs in C too (``normalize_batch``, ``FeatureIndex.feed``, ``Results``);
+the Python paths here (:func:`_validated_python`, :func:`_predictions`) are the reference, and
+``tests/inference/test_native_results.py`` holds the two to the same results. At load time the
 sentiment and language heads are stacked into one head and merged with the anomaly forest into
 one graph, so a batch costs one ``session.run`` (see :func:`_assemble`; batches larger than
 :data:`PREDICT_CHUNK` run in chunks, with the same results). ONNX sessions open lazily on first
@@ -34,7 +38,8 @@ import numpy.typing as npt
 from inference.anomaly import AnomalyDetector, AnomalyResult
 from inference.features import Featurizer, SparseRows
 from inference.graphs import GraphError, fuse_linear_heads, merge_models
-from inference.text import MAX_CHARS, normalize
+from inference.native import compiled
+from inference.text import MAX_CHARS, normalize, normalize_python
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "puna.manifest/1"
@@ -139,6 +144,48 @@ def _sparse_feed(rows: SparseRows) -> dict[str, Any]:
     }
 
 
+def _read_only(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    array.flags.writeable = False
+    return array
+
+
+class _Feeder:
+    """The heads' inputs for a batch of normalised texts, in the layout the session takes: the
+    stacked heads' (:func:`inference.graphs.fuse_linear_heads`) or the exported heads'
+    (:func:`_sparse_feed`). With the compiled featurizer the stacked heads' arrays come from C as
+    they are fed (``FeatureIndex.feed``); otherwise from :meth:`Featurizer.transform`."""
+
+    def __init__(self, featurizer: Featurizer, *, stacked: bool, width: int) -> None:
+        self.featurizer = featurizer
+        self.stacked = stacked
+        self.width = width
+        native = featurizer._native if stacked else None
+        self._native_feed = None if native is None else native.feed
+        # The scatter's all-zero start for the common small batches, built once (read-only, so
+        # shareable between threads and calls).
+        self._zeros = tuple(_read_only(np.zeros((n, width))) for n in range(65))
+
+    def zeros(self, n: int) -> npt.NDArray[np.float64]:
+        return self._zeros[n] if n < len(self._zeros) else np.zeros((n, self.width))
+
+    def __call__(self, normalised: list[str]) -> dict[str, Any]:
+        native_feed = self._native_feed
+        if native_feed is not None:
+            rows, cols, vals = native_feed(normalised)
+            return {"rows": rows, "cols": cols, "vals": vals, "zeros": self.zeros(len(normalised))}
+        return self.from_rows(self.featurizer.transform(normalised))
+
+    def from_rows(self, rows: SparseRows) -> dict[str, Any]:
+        if not self.stacked:
+            return _sparse_feed(rows)
+        return {
+            "rows": rows.rows.reshape(-1, 1),
+            "cols": rows.cols,
+            "vals": rows.vals.reshape(-1, 1),
+            "zeros": self.zeros(rows.n_rows),
+        }
+
+
 class _Head:
     """One exported linear head (``inference.training.export``) and its label order."""
 
@@ -218,11 +265,13 @@ class _Loaded:
     versions: dict[str, str]
     fused: bool  # whether the heads run as one stacked head (fuse_linear_heads)
     run: _Runner  # session.run (see _runner)
+    feed: _Feeder
+    results: Any  # inference._native.Results, or None without the compiled module
 
     def run_heads(self, rows: SparseRows, tasks: Sequence[str]) -> list[Any]:
         """Probabilities of the heads ``tasks`` ("sentiment", "language") for ``rows``; the
         forest gets zero rows."""
-        feed = _sparse_feed(rows)
+        feed = self.feed.from_rows(rows)
         if self.anomaly is not None:
             feed[self.anomaly.input_name] = self.anomaly.empty_features()
         names = {"sentiment": self.outputs[0], "language": self.outputs[1]}
@@ -346,6 +395,12 @@ class Engine:
                     versions=self.model_versions,
                     fused=fused,
                     run=_runner(session),
+                    feed=_Feeder(
+                        featurizer,
+                        stacked=fused,
+                        width=len(labels["sentiment"]) + len(labels["language"]),
+                    ),
+                    results=_compiled_results(labels, anomaly),
                 )
             return self._loaded
 
@@ -429,6 +484,31 @@ a scalar tail, so a row's last bits depend on its position modulo the vector wid
 chunks that keep those residues give the whole batch's results (tested)."""
 
 
+def _compiled_results(labels: dict[str, tuple[str, ...]], anomaly: AnomalyDetector | None) -> Any:
+    """The compiled end of :func:`_predict_chunk` (``inference._native.Results``), or None."""
+    if compiled is None:
+        return None
+    table = (
+        anomaly.result_table()
+        if anomaly is not None
+        # Unused: without a detector every Prediction gets the no-anomaly fields.
+        else {
+            "xs": (0.0, 1.0),
+            "ys": (0.0, 1.0),
+            "verdicts": [((), 0.0)],
+            "nothing": 0,
+            "long": 0,
+            "outlier": (),
+        }
+    )
+    return compiled.Results(
+        prediction=Prediction,
+        sentiment_labels=labels["sentiment"],
+        language_labels=labels["language"],
+        **table,
+    )
+
+
 def _predict_chunk(
     loaded: _Loaded,
     texts: list[str],
@@ -437,21 +517,55 @@ def _predict_chunk(
     versions: dict[str, str],
 ) -> list[Prediction]:
     """:meth:`Engine.predict` for validated ``texts`` (``normalised`` their normal forms)."""
-    rows = loaded.featurizer.transform(normalised)
-    feed = _sparse_feed(rows)
+    feed = loaded.feed(normalised)
     if loaded.anomaly is not None:
-        screened = loaded.anomaly.prepare([t[:MAX_CHARS] for t in texts], checked=True)
+        screened = loaded.anomaly.prepare(texts, checked=True, max_chars=MAX_CHARS)
         feed[loaded.anomaly.input_name] = screened.features
     # One run for every base head and the anomaly forest (see _assemble).
     sentiment_p, language_p, *forest_scores = loaded.run(loaded.outputs, feed)
-
-    categories: list[tuple[str | None, float | None]] = [(None, None)] * len(texts)
-    if category_model is not None:
-        categories = _categories(category_model, normalised)
+    categories = None if category_model is None else _categories(category_model, normalised)
+    if loaded.results is not None:
+        if loaded.anomaly is None:
+            return loaded.results.build(  # type: ignore[no-any-return]
+                sentiment_p, language_p, None, None, None, categories, versions
+            )
+        return loaded.results.build(  # type: ignore[no-any-return]
+            sentiment_p,
+            language_p,
+            forest_scores[0],
+            screened.codes,
+            loaded.anomaly.python_results(screened, forest_scores[0]),
+            categories,
+            versions,
+        )
     anomalies: Iterable[AnomalyResult] = (
         repeat(_NO_ANOMALY, len(texts))
         if loaded.anomaly is None
         else loaded.anomaly.iter_results(screened, forest_scores[0])
+    )
+    return _predictions(
+        loaded,
+        sentiment_p=sentiment_p,
+        language_p=language_p,
+        anomalies=anomalies,
+        categories=categories,
+        versions=versions,
+    )
+
+
+def _predictions(
+    loaded: _Loaded,
+    *,
+    sentiment_p: npt.NDArray[np.float64],
+    language_p: npt.NDArray[np.float64],
+    anomalies: Iterable[AnomalyResult],
+    categories: list[tuple[str, float]] | None,
+    versions: dict[str, str],
+) -> list[Prediction]:
+    """The end of :func:`_predict_chunk` in Python (the reference for ``Results.build``)."""
+    n = len(sentiment_p)
+    rows_categories: Sequence[tuple[str | None, float | None]] = (
+        [(None, None)] * n if categories is None else categories
     )
 
     s_labels, l_labels = loaded.sentiment_labels, loaded.language_labels
@@ -461,7 +575,7 @@ def _predict_chunk(
     s_columns, l_columns = sentiment_p.T.tolist(), language_p.T.tolist()
     # argmax over probabilities equals argmax over logits (softmax is monotonic); ties
     # resolve to the first label, as in the graph and scikit-learn.
-    if len(texts) <= SMALL_BATCH:
+    if n <= SMALL_BATCH:
         s_best = list(map(_argmax, zip(*s_columns, strict=True)))
         l_best = list(map(_argmax, zip(*l_columns, strict=True)))
     else:
@@ -481,7 +595,7 @@ def _predict_chunk(
             model_versions=versions,
         )
         for si, s_row, li, l_row, (category, category_score), anomaly in zip(
-            s_best, s_rows, l_best, l_rows, categories, anomalies, strict=True
+            s_best, s_rows, l_best, l_rows, rows_categories, anomalies, strict=True
         )
     ]
 
@@ -503,6 +617,16 @@ def _argmax(row: Sequence[float]) -> int:
 
 
 def _validated(texts: list[str]) -> list[str]:
+    """The normal forms of ``texts``; raises as the module docstring says."""
+    if compiled is not None:
+        normalised: list[str] = compiled.normalize_batch(texts, normalize_python, MAX_CHARS)
+        return normalised
+    return _validated_python(texts)
+
+
+def _validated_python(texts: list[str]) -> list[str]:
+    """:func:`_validated` in Python only (the reference; ``tests/inference/test_runtime.py``
+    compares the two)."""
     if not isinstance(texts, list):
         raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
     normalised: list[str] = []
@@ -516,9 +640,7 @@ def _validated(texts: list[str]) -> list[str]:
     return normalised
 
 
-def _categories(
-    model: CategoryModel, normalised: Sequence[str]
-) -> list[tuple[str | None, float | None]]:
+def _categories(model: CategoryModel, normalised: Sequence[str]) -> list[tuple[str, float]]:
     best, proba = model.head.run(model.featurizer.transform(normalised))
     return [(model.labels[b], float(p[b])) for b, p in zip(best, proba.tolist(), strict=True)]
 

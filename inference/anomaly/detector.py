@@ -214,25 +214,33 @@ class AnomalyDetector:
                     self._screen_built = True
         return self._screen
 
-    def prepare(self, texts: list[str], *, checked: bool = False) -> Screened:
+    def prepare(
+        self, texts: list[str], *, checked: bool = False, max_chars: int | None = None
+    ) -> Screened:
         """Analyse ``texts`` once: the forest's feature rows, and the verdicts of the texts the
         compiled screen takes (the others keep their analysis for :func:`rules`). ``checked``:
-        the caller has made sure every text is a ``str`` (``TypeError`` otherwise)."""
+        the caller has made sure every text is a ``str`` (``TypeError`` otherwise).
+        ``max_chars``: analyse each text's first ``max_chars`` characters only, as if the caller
+        had cut them (``text[:max_chars]``)."""
         if not checked:
             check_texts(texts)
         n = len(texts)
-        features = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
         screen = self._screen if self._screen_built else self._compiled_screen()
         if screen is None:
+            features = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
             codes, pending = [compiled_screen.PYTHON] * n, list(range(n))
+        elif max_chars is not None:
+            features, codes, pending = screen.screen_new(texts, max_chars)
         else:
+            features = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
             codes, pending = screen.screen(texts, features)
         analyses: dict[int, TextAnalysis] = {}
         for i in pending:
+            text = texts[i] if max_chars is None else texts[i][:max_chars]
             if codes[i] == compiled_screen.EXTRACT:
-                codes[i] = _screen_extracted(screen, texts[i], features[i])
+                codes[i] = _screen_extracted(screen, text, features[i])
             if codes[i] == compiled_screen.PYTHON:
-                analyses[i] = analyse(texts[i])
+                analyses[i] = analyse(text)
         if analyses:
             features[list(analyses)] = statistics(list(analyses.values()))
         return Screened(features=features, codes=codes, analyses=analyses)
@@ -253,6 +261,40 @@ class AnomalyDetector:
         """Combine the forest's ``score_samples`` for ``screened`` with the rules."""
         return list(self.iter_results(screened, raw_scores))
 
+    def result_table(self) -> dict[str, Any]:
+        """What ``inference._native.Results`` needs to combine the forest's scores with the
+        screen's codes as :meth:`iter_results` does: the calibration knots, the verdict table
+        (reasons and score floor per code, see :func:`_verdicts`), the NOTHING and LONG bits and
+        the outlier reasons."""
+        calibration = self._calibration
+        if calibration is None:
+            _, calibration = self._ensure_session()
+        return {
+            "xs": calibration.xs,
+            "ys": calibration.ys,
+            "verdicts": _VERDICTS,
+            "nothing": compiled_screen.NOTHING,
+            "long": compiled_screen.LONG,
+            "outlier": _OUTLIER,
+        }
+
+    def python_results(
+        self, screened: Screened, raw_scores: npt.ArrayLike
+    ) -> dict[int, AnomalyResult] | None:
+        """The results of the texts the compiled screen handed back (``screened.analyses``), by
+        index, or None when there are none: ``inference._native.Results`` takes the others."""
+        if not screened.analyses:
+            return None
+        calibration = self._calibration
+        if calibration is None:
+            _, calibration = self._ensure_session()
+        raw = np.asarray(raw_scores).reshape(-1)
+        lexicon = self._lexicon_or_default()
+        return {
+            i: _combine(a, _iso_scores(calibration, raw[i : i + 1])[0], lexicon)
+            for i, a in screened.analyses.items()
+        }
+
     def iter_results(
         self, screened: Screened, raw_scores: npt.ArrayLike
     ) -> Iterator[AnomalyResult]:
@@ -261,12 +303,7 @@ class AnomalyDetector:
         calibration = self._calibration
         if calibration is None:
             _, calibration = self._ensure_session()
-        raw = np.asarray(raw_scores)
-        iso = (
-            [calibration.apply_one(-float(raw.item()))]
-            if raw.size == 1
-            else calibration.apply(-raw.astype(np.float64).reshape(-1)).tolist()
-        )
+        iso = _iso_scores(calibration, raw_scores)
         if len(iso) != len(screened.codes):
             raise ValueError(f"{len(iso)} forest scores for {len(screened.codes)} texts")
         analyses = screened.analyses
@@ -277,6 +314,13 @@ class AnomalyDetector:
             _combine(analyses[i], iso_score, lexicon) if code < 0 else _from_code(code, iso_score)
             for i, (code, iso_score) in enumerate(zip(screened.codes, iso, strict=True))
         )
+
+
+def _iso_scores(calibration: Calibration, raw_scores: npt.ArrayLike) -> list[float]:
+    raw = np.asarray(raw_scores)
+    if raw.size == 1:
+        return [calibration.apply_one(-float(raw.item()))]
+    return calibration.apply(-raw.astype(np.float64).reshape(-1)).tolist()  # type: ignore[no-any-return]
 
 
 def _from_code(code: int, iso_score: float) -> AnomalyResult:

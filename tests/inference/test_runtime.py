@@ -179,6 +179,7 @@ def test_merged_session_matches_each_model_run_alone(engine):
 
 def test_predictions_are_the_same_without_the_compiled_loops(engine, monkeypatch):
     import inference.features
+    import inference.runtime
     import inference.text
     from tests.inference.conftest import all_texts
 
@@ -186,9 +187,12 @@ def test_predictions_are_the_same_without_the_compiled_loops(engine, monkeypatch
     compiled_predictions = engine.predict(texts)
     python_engine = Engine(MODEL_DIR)
     loaded = python_engine._load()
-    # The Python paths: normalize_python, the Python featurizer, analyse + rules, session.run.
+    # The Python paths: normalize_python and the Python checks, the Python featurizer (rows
+    # reshaped for the stacked heads), analyse + rules, session.run.
     monkeypatch.setattr(inference.text, "compiled", None)
+    monkeypatch.setattr(inference.runtime, "compiled", None)
     monkeypatch.setattr(loaded.featurizer, "_native", None)
+    monkeypatch.setattr(loaded.feed, "_native_feed", None)
     loaded.anomaly._screen, loaded.anomaly._screen_built = None, True
     monkeypatch.setattr(loaded, "run", loaded.session.run)
     assert python_engine.predict(texts) == compiled_predictions
@@ -199,14 +203,8 @@ def test_the_direct_session_call_equals_session_run(engine):
     import numpy as np
 
     loaded = engine._load()
-    rows = loaded.featurizer.transform(["ok po", "grabe ang tagal"])
-    feed = {
-        "rows": rows.rows,
-        "cols": rows.cols,
-        "vals": rows.vals,
-        "n_rows": np.array([rows.n_rows], dtype=np.int64),
-        "features": np.zeros((2, 18), dtype=np.float32),
-    }
+    feed = loaded.feed(["ok po", "grabe ang tagal"])
+    feed["features"] = np.zeros((2, 18), dtype=np.float32)
     direct = loaded.run(loaded.outputs, feed)
     checked = loaded.session.run(loaded.outputs, feed)
     assert all(np.array_equal(a, b) for a, b in zip(direct, checked, strict=True))
