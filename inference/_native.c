@@ -264,16 +264,63 @@ static int32_t lookup_chars(const FeatureIndex *self, const Py_UCS4 *chars, int 
         if (s->column < 0) {
             return -1;
         }
-        if (s->hash == h && s->length == -n &&
-            memcmp(self->cps + s->offset, chars, (size_t)n * sizeof(Py_UCS4)) == 0) {
-            return s->column;
+        if (s->hash == h && s->length == -n) {
+            const Py_UCS4 *cp = self->cps + s->offset;
+            int k = 0;
+            while (k < n && cp[k] == chars[k]) {
+                k++;
+            }
+            if (k == n) {
+                return s->column;
+            }
         }
     }
 }
 
-static int compare_int32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
+/* Sort a[0..n) ascending: quicksort (median of three, the smaller side first) down to runs of
+   16, then insertion sort. A text has a few dozen to a few hundred columns; libc's qsort calls a
+   comparison function per step and allocates, which cost more than the sorting here. */
+static void sort_int32(int32_t *a, Py_ssize_t n) {
+    while (n > 16) {
+        int32_t x = a[0], y = a[n / 2], z = a[n - 1];
+        int32_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        Py_ssize_t i = 0, j = n - 1;
+        for (;;) {
+            while (a[i] < pivot) {
+                i++;
+            }
+            while (a[j] > pivot) {
+                j--;
+            }
+            if (i >= j) {
+                break;
+            }
+            int32_t t = a[i];
+            a[i] = a[j];
+            a[j] = t;
+            i++;
+            j--;
+        }
+        /* a[0..j] <= pivot <= a[j+1..n) */
+        Py_ssize_t left = j + 1;
+        if (left < n - left) {
+            sort_int32(a, left);
+            a += left;
+            n -= left;
+        } else {
+            sort_int32(a + left, n - left);
+            n = left;
+        }
+    }
+    for (Py_ssize_t i = 1; i < n; i++) {
+        int32_t v = a[i];
+        Py_ssize_t j = i;
+        while (j > 0 && a[j - 1] > v) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = v;
+    }
 }
 
 typedef struct {
@@ -416,7 +463,7 @@ static int featurize(const FeatureIndex *self, PyObject *const *items, Py_ssize_
         if (s.ids.size == 0) {
             continue;
         }
-        qsort(s.ids.data, (size_t)s.ids.size, sizeof(int32_t), compare_int32);
+        sort_int32(s.ids.data, s.ids.size);
         if (coo_reserve(out, s.ids.size) < 0) {
             goto done;
         }
