@@ -1,6 +1,5 @@
 # Types of the compiled module built from inference/_native.c (python -m inference.native_build).
 from collections.abc import Callable, Mapping, Sequence
-
 from typing import Any
 
 import numpy as np

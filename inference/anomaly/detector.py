@@ -234,11 +234,25 @@ class AnomalyDetector:
         else:
             features = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
             codes, pending = screen.screen(texts, features)
+        return self.finish(texts, features, codes, pending, max_chars=max_chars)
+
+    def finish(
+        self,
+        texts: list[str],
+        features: npt.NDArray[np.float32],
+        codes: list[int],
+        pending: list[int],
+        *,
+        max_chars: int | None = None,
+    ) -> Screened:
+        """:meth:`prepare` after the compiled screen (``Screen.screen_new``) gave ``features``,
+        ``codes`` and ``pending``: the texts it handed back are screened here (updating
+        ``features`` and ``codes`` in place)."""
         analyses: dict[int, TextAnalysis] = {}
         for i in pending:
             text = texts[i] if max_chars is None else texts[i][:max_chars]
             if codes[i] == compiled_screen.EXTRACT:
-                codes[i] = _screen_extracted(screen, text, features[i])
+                codes[i] = _screen_extracted(self._screen, text, features[i])
             if codes[i] == compiled_screen.PYTHON:
                 analyses[i] = analyse(text)
         if analyses:

@@ -29,7 +29,7 @@ from inference.native import compiled
 from inference.runtime import Engine, Prediction
 from inference.text import MAX_CHARS, normalize_python
 from tests.inference import test_native_screen as screen_tests
-from tests.inference.conftest import DATA_DIR, MODEL_DIR, all_texts
+from tests.inference.conftest import DATA_DIR, MODEL_DIR, all_texts, own_rows
 
 VERSIONS = {"language": "l1", "sentiment": "s1"}
 SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 0.5, 0.49, 1.0, 1e-300, 5e-324]
@@ -101,9 +101,45 @@ def test_the_whole_predict_equals_the_python_reference(loaded, monkeypatch):
     texts = [t for t in corpus() if normalize_python(t)]
     engine = Engine(MODEL_DIR)
     fast = engine.predict(texts)
-    monkeypatch.setattr(engine._load(), "results", None)
+    assert engine._load().fast is not None
+    monkeypatch.setattr(engine._load(), "fast", None)  # _predict_chunk with Results.build
+    compiled_general = engine.predict(texts)
+    assert_same(compiled_general, fast, None)
+    monkeypatch.setattr(engine._load(), "results", None)  # _predict_chunk with _predictions
     assert_same(engine.predict(texts), fast, None)
     assert len({id(p.model_versions) for p in fast}) == 1
+
+
+def test_the_fast_path_takes_single_texts_and_org_categories_as_the_general_path(
+    loaded, monkeypatch
+):
+    from inference.training.classifier import train_text_classifier
+
+    per_domain: dict[str, int] = {}
+    rows = []
+    for row in own_rows():
+        if per_domain.setdefault(row["domain"], 0) < 30:
+            per_domain[row["domain"]] += 1
+            rows.append(row)
+    trained = train_text_classifier(
+        [r["text"] for r in rows], [r["domain"] for r in rows], seed=3, folds=3
+    )
+    category = runtime.load_category_model_bytes(trained.onnx_bytes)
+    engine = Engine(MODEL_DIR)
+    texts = [
+        "Ang galing po ng teacher namin",
+        "visit bit.ly/x for free load",  # links and contacts: the screen hands these back
+        "email me at a@b.co or 0917 123 4567",
+        "SEND YOUR PASSWORD",
+        "caf\u00e9 na maayo kaayo",
+    ]
+    fast = [engine.predict([t], category_model=category)[0] for t in texts]
+    fast_batch = engine.predict(texts, category_model=category)
+    monkeypatch.setattr(engine._load(), "fast", None)
+    general = [engine.predict([t], category_model=category)[0] for t in texts]
+    assert_same(fast, general, None)
+    assert_same(fast_batch, engine.predict(texts, category_model=category), None)
+    assert all(p.category is not None for p in fast)
 
 
 def test_results_equal_the_reference_on_the_model_outputs(loaded):

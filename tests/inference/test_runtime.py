@@ -193,6 +193,8 @@ def test_predictions_are_the_same_without_the_compiled_loops(engine, monkeypatch
     monkeypatch.setattr(inference.runtime, "compiled", None)
     monkeypatch.setattr(loaded.featurizer, "_native", None)
     monkeypatch.setattr(loaded.feed, "_native_feed", None)
+    monkeypatch.setattr(loaded, "results", None)
+    monkeypatch.setattr(loaded, "fast", None)
     loaded.anomaly._screen, loaded.anomaly._screen_built = None, True
     monkeypatch.setattr(loaded, "run", loaded.session.run)
     assert python_engine.predict(texts) == compiled_predictions
