@@ -524,7 +524,8 @@ class _Fast(NamedTuple):
     zeros: Callable[[int], npt.NDArray[np.float64]]  # _Feeder.zeros
     screen: Callable[[list[str], int], tuple[Any, list[int], list[int]]]  # Screen.screen_new
     anomaly: AnomalyDetector
-    run: Callable[[list[str], dict[str, Any], None], list[Any]]  # the compiled session's run
+    run: Callable[[list[str], dict[str, Any], Any], list[Any]]  # the compiled session's run
+    run_options: Any  # onnxruntime.RunOptions, made once (the run makes one per call without)
     outputs: list[str]
     build: Any  # Results.build
 
@@ -545,12 +546,15 @@ def _fast_path(loaded: _Loaded) -> _Fast | None:
         or loaded.session.get_providers() != ["CPUExecutionProvider"]
     ):
         return None
+    import onnxruntime as ort
+
     return _Fast(
         feed=native_feed,
         zeros=loaded.feed.zeros,
         screen=screen.screen_new,
         anomaly=anomaly,
         run=inner.run,  # see _runner
+        run_options=ort.RunOptions(),
         outputs=loaded.outputs,
         build=loaded.results.build,
     )
@@ -584,7 +588,7 @@ def _predict_fast(
         "zeros": fast.zeros(len(texts)),
         fast.anomaly.input_name: features,
     }
-    sentiment_p, language_p, scores = fast.run(fast.outputs, feed, None)
+    sentiment_p, language_p, scores = fast.run(fast.outputs, feed, fast.run_options)
     categories = None if category_model is None else _categories(category_model, normalised)
     overrides = None if screened is None else fast.anomaly.python_results(screened, scores)
     predictions: list[Prediction] = fast.build(
