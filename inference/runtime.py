@@ -713,8 +713,8 @@ def _validated(texts: list[str]) -> list[str]:
 
 
 def _validated_python(texts: list[str]) -> list[str]:
-    """:func:`_validated` in Python only (the reference; ``tests/inference/test_runtime.py``
-    compares the two)."""
+    """:func:`_validated` in Python only (the reference;
+    ``tests/inference/test_native_results.py`` compares the two)."""
     if not isinstance(texts, list):
         raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
     normalised: list[str] = []
