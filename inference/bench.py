@@ -100,8 +100,11 @@ def _heads_only(engine: Engine) -> Callable[[list[str]], Any]:
     loaded = engine._load()
 
     def run(batch: list[str]) -> Any:
-        rows = loaded.featurizer.transform([normalize(t) for t in batch])
-        return loaded.run_heads(rows, ["sentiment", "language"])
+        # The runtime's own inputs (compiled when built), the forest fed no rows.
+        feed = loaded.feed([normalize(t) for t in batch])
+        if loaded.anomaly is not None:
+            feed[loaded.anomaly.input_name] = loaded.anomaly.empty_features()
+        return loaded.run(loaded.outputs[:2], feed)
 
     return run
 
