@@ -503,26 +503,6 @@ done:
     return status;
 }
 
-/* transform(texts) -> (rows, cols, vals): bytes of int64, int64, float64 (see module comment). */
-static PyObject *FeatureIndex_transform(FeatureIndex *self, PyObject *arg) {
-    PyObject *texts = PySequence_Fast(arg, "texts must be a sequence of str");
-    if (texts == NULL) {
-        return NULL;
-    }
-    Coo c = {0};
-    PyObject *result = NULL;
-    if (featurize(self, PySequence_Fast_ITEMS(texts), PySequence_Fast_GET_SIZE(texts), &c) == 0) {
-        /* y# turns a NULL pointer into None; an empty batch must still give three bytes objects. */
-        result = Py_BuildValue("(y#y#y#)", c.rows ? (const char *)c.rows : "",
-                               c.size * (Py_ssize_t)sizeof(int64_t), c.cols ? (const char *)c.cols : "",
-                               c.size * (Py_ssize_t)sizeof(int64_t), c.vals ? (const char *)c.vals : "",
-                               c.size * (Py_ssize_t)sizeof(double));
-    }
-    coo_free(&c);
-    Py_DECREF(texts);
-    return result;
-}
-
 /* A new C-contiguous NumPy array of `nd` dimensions holding a copy of `data`. */
 static PyObject *array_copy(int nd, npy_intp *dims, int type, const void *data, size_t nbytes) {
     PyObject *array = PyArray_SimpleNew(nd, dims, type);
@@ -532,8 +512,9 @@ static PyObject *array_copy(int nd, npy_intp *dims, int type, const void *data, 
     return array;
 }
 
-/* feed(texts) -> (rows [nnz, 1] int64, cols [nnz] int64, vals [nnz, 1] float64): transform()'s
-   rows as the NumPy arrays the stacked heads take (inference.graphs.fuse_linear_heads). */
+/* feed(texts) -> (rows [nnz, 1] int64, cols [nnz] int64, vals [nnz, 1] float64): the TF-IDF rows
+   (see the module comment) as the NumPy arrays the stacked heads take
+   (inference.graphs.fuse_linear_heads); Featurizer.transform flattens rows and vals (views). */
 static PyObject *FeatureIndex_feed(FeatureIndex *self, PyObject *arg) {
     PyObject *texts = PySequence_Fast(arg, "texts must be a sequence of str");
     if (texts == NULL) {
@@ -560,10 +541,8 @@ static PyObject *FeatureIndex_feed(FeatureIndex *self, PyObject *arg) {
 
 static PyMethodDef FeatureIndex_methods[] = {
     {"feed", (PyCFunction)FeatureIndex_feed, METH_O,
-     "feed(texts) -> (rows, cols, vals): transform(texts) as NumPy arrays shaped for the stacked\n"
+     "feed(texts) -> (rows, cols, vals): the TF-IDF rows as NumPy arrays shaped for the stacked\n"
      "heads: rows [nnz, 1] int64, cols [nnz] int64, vals [nnz, 1] float64."},
-    {"transform", (PyCFunction)FeatureIndex_transform, METH_O,
-     "transform(texts) -> (rows, cols, vals) as bytes of int64, int64, float64."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -3235,7 +3214,7 @@ PyMODINIT_FUNC PyInit__native(void) {
                  PyModule_AddIntConstant(module, "SCREEN_PYTHON", SCREEN_PYTHON) < 0 ||
                  PyModule_AddIntConstant(module, "SCREEN_EXTRACT", SCREEN_EXTRACT) < 0 ||
                  PyModule_AddIntConstant(module, "SCREEN_FEATURES", N_FEATURES) < 0 ||
-                 PyModule_AddIntConstant(module, "ABI", 4) < 0;
+                 PyModule_AddIntConstant(module, "ABI", 5) < 0;
     Py_XDECREF(rules);
     Py_XDECREF(severities);
     if (failed) {

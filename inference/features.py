@@ -239,11 +239,11 @@ class Featurizer:
         """TF-IDF rows for normalised ``texts``: the compiled loops when built (unless
         ``native=False``), else the Python path; both give the same rows bit for bit."""
         if native and self._native is not None:
-            rows, cols, vals = self._native.transform(texts)
+            rows, cols, vals = self._native.feed(texts)
             return SparseRows(
-                rows=np.frombuffer(rows, dtype=np.int64),
-                cols=np.frombuffer(cols, dtype=np.int64),
-                vals=np.frombuffer(vals, dtype=np.float64),
+                rows=rows.reshape(-1),  # views: feed shapes them for the stacked heads
+                cols=cols,
+                vals=vals.reshape(-1),
                 n_rows=len(texts),
                 n_cols=self.n_features,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-ABI = 4
+ABI = 5
 """The version of ``inference/_native.c`` this Python code calls (its ``ABI`` constant)."""
 
 compiled: ModuleType | None

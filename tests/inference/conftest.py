@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gc
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,25 @@ def all_texts() -> list[str]:
     with (DATA_DIR / "language_other.csv").open(encoding="utf-8", newline="") as fh:
         texts.extend(r["text"] for r in csv.DictReader(fh))
     return texts
+
+
+def assert_no_leak(run: Callable[[], None], *, limit: int = 64 * 1024) -> None:
+    """Run ``run`` once to warm up, then five times more: traced memory may not grow by ``limit``
+    bytes (a reference leaked per call in the compiled code would)."""
+    run()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        run()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            run()
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < limit
 
 
 @pytest.fixture(scope="session")

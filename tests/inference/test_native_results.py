@@ -10,11 +10,9 @@ dict in another order or a label picked differently on a tie fails.
 from __future__ import annotations
 
 import csv
-import gc
 import math
 import random
 import re
-import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -29,7 +27,7 @@ from inference.native import compiled
 from inference.runtime import Engine, Prediction
 from inference.text import MAX_CHARS, normalize_python
 from tests.inference import test_native_screen as screen_tests
-from tests.inference.conftest import DATA_DIR, MODEL_DIR, all_texts, own_rows
+from tests.inference.conftest import DATA_DIR, MODEL_DIR, all_texts, assert_no_leak, own_rows
 
 VERSIONS = {"language": "l1", "sentiment": "s1"}
 SPECIAL_FLOATS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 0.5, 0.49, 1.0, 1e-300, 5e-324]
@@ -268,18 +266,7 @@ def test_build_does_not_leak(loaded):
             with pytest.raises(ValueError, match="override"):
                 loaded.results.build(sentiment, language, scores, [-1] * 64, None, None, {})
 
-    tracemalloc.start()
-    try:
-        run()
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(5):
-            run()
-        gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert after - before < 64 * 1024
+    assert_no_leak(run)
 
 
 BAD_BATCHES: list[Any] = [

@@ -11,11 +11,9 @@ so a missing build fails here rather than silently testing the Python path again
 from __future__ import annotations
 
 import csv
-import gc
 import math
 import random
 import re
-import tracemalloc
 from collections.abc import Iterator
 
 import numpy as np
@@ -37,7 +35,7 @@ from inference.anomaly.rules import (
 )
 from inference.anomaly.stats import ANALYSIS_CHARS, FEATURE_NAMES, analyse_python, statistics
 from inference.native import compiled
-from tests.inference.conftest import DATA_DIR, MODEL_DIR, all_texts
+from tests.inference.conftest import DATA_DIR, MODEL_DIR, all_texts, assert_no_leak
 
 LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "$", "t": "7"}
 LINKS = [
@@ -455,20 +453,7 @@ def test_the_screen_does_not_leak(detector, lexicon):
             screen.screen_extracted(text, text[:ANALYSIS_CHARS], 1, 2, row)
         compiled_screen.build_screen(lexicon, min_outlier_chars=20)
 
-    run()
-    gc.collect()
-    tracemalloc.start()
-    try:
-        run()
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(5):
-            run()
-        gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    assert after - before < 64 * 1024
+    assert_no_leak(run)
 
 
 def test_screened_texts_are_cut_like_the_python_path(detector, lexicon):
