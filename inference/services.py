@@ -278,7 +278,8 @@ def base_models_sync(*, model_dir: Path | None = None) -> list[ModelVersion]:
     for task, entry in sorted(manifest.get("models", {}).items()):
         if task not in Task.values:
             continue
-        version, _ = ModelVersion.objects.get_or_create(
+        metrics = dict(entry.get("metrics", {}))
+        version, created = ModelVersion.objects.get_or_create(
             task=task,
             organization=None,
             version=str(entry["version"]),
@@ -286,10 +287,15 @@ def base_models_sync(*, model_dir: Path | None = None) -> list[ModelVersion]:
                 "file": str(entry["file"]),
                 "sha256": str(entry["sha256"]),
                 "labels": list(entry.get("labels", [])),
-                "metrics": dict(entry.get("metrics", {})),
+                "metrics": metrics,
                 "data_fingerprint": str(manifest.get("data_fingerprint", ""))[:64],
             },
         )
+        if not created and version.metrics != metrics:
+            # Same file (the version names its sha256), measured again or more fully by a later
+            # build: the manifest's figures are the current ones.
+            version.metrics = metrics
+            version.save(update_fields=["metrics"])
         if not ModelVersion.objects.filter(
             task=task, organization=None, status=VersionStatus.ACTIVE
         ).exists():

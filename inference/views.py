@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from feedback import selectors as feedback_selectors
+from feedback.models import Language
 from inference import selectors, services
 from inference.forms import ExampleForm, LabelSetForm
 from inference.models import LabelSet, ModelVersion, Task, TrainingRun, VersionStatus
@@ -27,10 +28,36 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {key: overall.get(key) for key in ("macro_f1", "accuracy", "n")}
 
 
+def _screening(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The anomaly screen on the evaluation set (``inference.training.anomaly.screening_metrics``):
+    ordinary texts flagged, over the languages measured, and planted anomalies caught."""
+    screening = metrics.get("screening")
+    if not screening:
+        return None
+    normal = screening["eval_normal"]
+    planted = screening["eval_anomalous"]
+    return {
+        "languages": [Language(code).label if code in Language.values else code for code in normal],
+        "normal_n": sum(m["n"] for m in normal.values()),
+        "normal_flagged": sum(m["flagged"] for m in normal.values()),
+        "planted_n": planted["n"],
+        "caught": planted["caught"],
+    }
+
+
+def _base_row(task: str, version: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": task,
+        "version": version,
+        "metrics": _headline(metrics),
+        "screening": _screening(metrics),
+    }
+
+
 def _base_models() -> list[dict[str, Any]]:
     """The active shipped models: from the registry, or the manifest before it was synced."""
     rows = [
-        {"task": v.get_task_display(), "version": v.version, "metrics": _headline(v.metrics)}
+        _base_row(v.get_task_display(), v.version, v.metrics)
         for v in selectors.base_version_list().filter(status=VersionStatus.ACTIVE)
     ]
     if rows:
@@ -43,11 +70,11 @@ def _base_models() -> list[dict[str, Any]]:
     except ModelError:
         return []
     return [
-        {
-            "task": Task(task).label if task in Task.values else task,
-            "version": entry.get("version", ""),
-            "metrics": _headline(entry.get("metrics", {})),
-        }
+        _base_row(
+            Task(task).label if task in Task.values else task,
+            entry.get("version", ""),
+            entry.get("metrics", {}),
+        )
         for task, entry in sorted(manifest.get("models", {}).items())
     ]
 

@@ -19,13 +19,22 @@ import itertools
 import json
 import math
 import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from inference.anomaly import FEATURE_NAMES, FEATURES_VERSION, Calibration, text_statistics
+from inference.anomaly import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    AnomalyDetector,
+    AnomalyResult,
+    Calibration,
+    text_statistics,
+)
 
 MODEL_FILE = "anomaly.onnx"
 INPUT_NAME = "features"
@@ -309,6 +318,64 @@ def train_anomaly(
         "version": f"anomaly-f{FEATURES_VERSION}-{sha256[:12]}",
         "metrics": metrics,
         "features": list(FEATURE_NAMES),
+    }
+
+
+# --- how the whole screen treats feedback ------------------------------------------------------
+
+EVAL_FILE = "anomaly_eval.csv"
+
+
+def _flag_counts(results: Sequence[AnomalyResult]) -> dict[str, Any]:
+    flagged = sum(r.flagged for r in results)
+    reasons = Counter(reason for r in results for reason in r.reasons)
+    return {
+        "n": len(results),
+        "flagged": flagged,
+        "rate": round(flagged / len(results), 4) if results else 0.0,
+        "reasons": dict(sorted(reasons.items())),
+    }
+
+
+def screening_metrics(
+    detector: AnomalyDetector,
+    held_out: Mapping[str, Sequence[str]],
+    eval_rows: Sequence[Mapping[str, str]],
+) -> dict[str, Any]:
+    """How the whole screen (rules, abuse lexicon and forest together) treats feedback.
+
+    ``held_out``: language -> the build's held-out texts (labelled for sentiment or language, so
+    ordinary feedback, though English tweets include real abuse and links). ``eval_rows``: the
+    hand-written evaluation set (``text``, ``language``, ``expected_flagged`` "true"/"false",
+    ``reason``). Returns per-language flag counts of both, and for the eval set's planted
+    anomalies the share caught and the share of those named with the expected reason.
+    """
+    by_language = {
+        language: _flag_counts(detector.score(sorted(set(texts))))
+        for language, texts in sorted(held_out.items())
+    }
+    normal: dict[str, list[str]] = {}
+    planted: list[Mapping[str, str]] = []
+    for row in eval_rows:
+        if row["expected_flagged"] == "true":
+            planted.append(row)
+        else:
+            normal.setdefault(row["language"], []).append(row["text"])
+    eval_normal = {
+        language: _flag_counts(detector.score(texts)) for language, texts in sorted(normal.items())
+    }
+    results = detector.score([row["text"] for row in planted])
+    caught = [(row, r) for row, r in zip(planted, results, strict=True) if r.flagged]
+    named = sum(row["reason"] in r.reasons for row, r in caught)
+    return {
+        "held_out": by_language,
+        "eval_normal": eval_normal,
+        "eval_anomalous": {
+            "n": len(planted),
+            "caught": len(caught),
+            "recall": round(len(caught) / len(planted), 4) if planted else 0.0,
+            "reason_named": round(named / len(caught), 4) if caught else 0.0,
+        },
     }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -422,6 +424,12 @@ def test_anomalies_group_flagged_items_by_reason_and_confirm_or_dismiss(
     assert [fb.pk for fb in page.context["page"].object_list] == [target.pk]
 
 
+def _shipped_manifest() -> dict[str, Any]:
+    path = Path(__file__).resolve().parents[2] / "onnx_models" / "manifest.json"
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return manifest
+
+
 def test_models_page_compares_activates_and_rolls_back(
     web_client: Client, org: Organization, alpha: dict[str, Any]
 ) -> None:
@@ -430,6 +438,17 @@ def test_models_page_compares_activates_and_rolls_back(
     rows = {row["version"].pk: row for row in page.context["versions"]}
     assert rows[second.pk]["delta_f1"] == pytest.approx(0.10)
     assert {m["task"] for m in page.context["base_models"]} >= {"Sentiment", "Language"}
+    # The anomaly screen's figures on the evaluation set, from the manifest's metrics.
+    [anomaly] = [m for m in page.context["base_models"] if m["task"] == "Anomaly"]
+    screening = _shipped_manifest()["models"]["anomaly"]["metrics"]["screening"]
+    assert anomaly["screening"] == {
+        "languages": ["Cebuano", "English", "Tagalog"],
+        "normal_n": sum(m["n"] for m in screening["eval_normal"].values()),
+        "normal_flagged": sum(m["flagged"] for m in screening["eval_normal"].values()),
+        "planted_n": screening["eval_anomalous"]["n"],
+        "caught": screening["eval_anomalous"]["caught"],
+    }
+    assert "planted spam, abuse, gibberish" in page.content.decode()
     web_client.post(f"/o/{org.slug}/models/versions/{second.pk}/activate/")
     second.refresh_from_db()
     assert second.status == VersionStatus.ACTIVE

@@ -31,10 +31,12 @@ from inference.training.anomaly import (
     forest_to_onnx,
     local_normal_texts,
     onnx_score_samples,
+    screening_metrics,
     train_anomaly,
 )
 
 EVAL_CSV = Path(__file__).resolve().parents[2] / "inference" / "data" / "anomaly_eval.csv"
+SHIPPED = Path(__file__).resolve().parents[2] / "onnx_models"
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +273,69 @@ def test_eval_set_false_positive_rate_recall_and_reasons(detector: AnomalyDetect
     assert fpr <= 0.05, fpr
     assert recall >= 0.85, recall
     assert reason_rate >= 0.80, reason_rate
+    # Rarely, in every language on its own too (not averaged away by the others).
+    for language in ("en", "tl", "ceb"):
+        normal_here = [
+            r
+            for row, r in zip(rows, results, strict=True)
+            if row["language"] == language and row["expected_flagged"] == "false"
+        ]
+        assert len(normal_here) >= 50, language
+        assert sum(r.flagged for r in normal_here) / len(normal_here) <= 0.05, language
+
+
+def _eval_rows() -> list[dict[str, str]]:
+    with EVAL_CSV.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_screening_metrics_count_flags_per_language_and_planted_reasons() -> None:
+    shipped = AnomalyDetector.load(SHIPPED / "anomaly.onnx")
+    spam = "Win a free phone, click bit.ly/abc"
+    held_out = {"en": ["The app is great.", spam, "The app is great."], "tl": []}
+    rows = [
+        {"text": "Salamat po sa mabilis na sagot.", "language": "tl", "expected_flagged": "false"},
+        {"text": spam, "language": "en", "expected_flagged": "true", "reason": "spam_link"},
+        # Caught, but as gibberish: counts for recall, not for the reason.
+        {
+            "text": "asdfghjkl qwertyuiop zxcvbnm",
+            "language": "en",
+            "expected_flagged": "true",
+            "reason": "repetition",
+        },
+        {"text": "Maayo kaayo ang serbisyo.", "language": "ceb", "expected_flagged": "true"},
+    ]
+    metrics = screening_metrics(shipped, held_out, rows)
+    assert metrics["held_out"] == {
+        "en": {"n": 2, "flagged": 1, "rate": 0.5, "reasons": {"spam_link": 1}},
+        "tl": {"n": 0, "flagged": 0, "rate": 0.0, "reasons": {}},
+    }
+    assert metrics["eval_normal"] == {
+        "tl": {"n": 1, "flagged": 0, "rate": 0.0, "reasons": {}},
+    }
+    assert metrics["eval_anomalous"] == {
+        "n": 3,
+        "caught": 2,
+        "recall": 0.6667,
+        "reason_named": 0.5,
+    }
+
+
+def test_shipped_screening_figures_are_current_and_normal_feedback_is_rarely_flagged() -> None:
+    # The model card's table comes from these figures; recomputed here from the shipped detector
+    # and the evaluation set, so a rule change that moves them cannot ship with a stale card.
+    manifest = json.loads((SHIPPED / "manifest.json").read_text(encoding="utf-8"))
+    screening = manifest["models"]["anomaly"]["metrics"]["screening"]
+    fresh = screening_metrics(AnomalyDetector.load(SHIPPED / "anomaly.onnx"), {}, _eval_rows())
+    assert screening["eval_normal"] == fresh["eval_normal"]
+    assert screening["eval_anomalous"] == fresh["eval_anomalous"]
+    for language in ("en", "tl", "ceb"):
+        assert screening["eval_normal"][language]["rate"] <= 0.05, language
+    # The held-out split's Tagalog/Taglish and Cebuano/Bisaya-English texts are ordinary
+    # feedback that neither the forest nor the heads saw.
+    for language in ("tl", "ceb"):
+        assert screening["held_out"][language]["n"] >= 200, language
+        assert screening["held_out"][language]["rate"] <= 0.05, language
 
 
 # --- contract and bad input -----------------------------------------------------------------------
