@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -22,7 +24,8 @@ from django.db.models.base import DEFERRED, ModelState
 from django.utils import timezone
 
 from feedback.models import Feedback, ReviewEvent, ReviewStatus, Sentiment, UsagePeriod
-from inference.classify import classify
+from inference.classify import CATEGORY_CHECK_SECONDS, category_model_for_version, classify
+from inference.selectors import active_category_version_id
 from tenants.models import Organization, User
 from tenants.postgresql.base import prepared_cursor
 
@@ -32,6 +35,9 @@ MAX_EXTERNAL_ID_CHARS = 200
 MAX_AUTHOR_REF_CHARS = 200
 MAX_METADATA_BYTES = 16 * 1024
 MAX_BATCH_ITEMS = 1_000
+RECATEGORIZE_BATCH = 500
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -571,3 +577,58 @@ def feedback_bulk_status(
 def feedback_delete(*, feedback: Feedback) -> None:
     """Delete a record for good (e.g. on a data-subject request)."""
     feedback.delete()
+
+
+def feedback_recategorize(
+    *,
+    org: Organization,
+    version_id: int,
+    batch_size: int = RECATEGORIZE_BATCH,
+    settle_until: dt.datetime | None = None,
+) -> int:
+    """Give the org's stored feedback the categories of its category model ``version_id`` (the
+    worker's half of an activation or rollback); returns how many rows changed.
+
+    Walks the org's feedback by id in batches, each its own transaction, so progress survives
+    a crash and a retried job skips the rows this version already labelled. Stops as soon as
+    ``version_id`` is no longer the org's active version: the activation that replaced it
+    queued its own run. Web processes notice an activation within CATEGORY_CHECK_SECONDS, and
+    items ingested meanwhile get the previous model's category; so the walk does not end
+    before ``settle_until`` (the activation time plus that delay), and rows arriving until
+    then are walked too. Reviewers' corrections (``corrected_category``) are left alone.
+    """
+    model = category_model_for_version(version_id)
+    if model is None:
+        return 0
+    changed = 0
+    after = 0
+    while active_category_version_id(org_id=org.pk) == version_id:
+        batch = list(
+            Feedback.objects.for_org(org)
+            .filter(pk__gt=after)
+            .order_by("pk")
+            .only("pk", "text", "model_versions")[:batch_size]
+        )
+        if not batch:
+            wait = (settle_until - timezone.now()).total_seconds() if settle_until else 0.0
+            if wait <= 0:
+                break
+            time.sleep(min(wait, CATEGORY_CHECK_SECONDS))
+            continue
+        after = batch[-1].pk
+        stale = [f for f in batch if f.model_versions.get("category") != model.version]
+        if not stale:
+            continue
+        for record, (label, score) in zip(
+            stale, model.predict([f.text for f in stale]), strict=True
+        ):
+            record.category = label
+            record.category_score = score
+            record.model_versions = {**record.model_versions, "category": model.version}
+        with transaction.atomic():
+            Feedback.objects.bulk_update(stale, ["category", "category_score", "model_versions"])
+        changed += len(stale)
+    logger.info(
+        "recategorized %d feedback items of org %s with version %s", changed, org.pk, version_id
+    )
+    return changed

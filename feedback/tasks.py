@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from procrastinate import RetryStrategy
@@ -9,7 +10,7 @@ from procrastinate.contrib.django import app
 from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Status
 
-from feedback import imports
+from feedback import imports, services
 from tenants.context import acting_for_org
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,21 @@ STALLED_AFTER_SECONDS = 60
 def run_import(*, job_id: int, org_id: int) -> None:
     with acting_for_org(org_id) as org:
         imports.import_run(org=org, job_id=job_id)
+
+
+@app.task(
+    queue="imports",
+    name="feedback.recategorize",
+    retry=RetryStrategy(max_attempts=5, exponential_wait=2),
+)
+def recategorize(*, org_id: int, version_id: int, settle_until: str) -> None:
+    """Stored feedback gets the categories of the org's newly active category model."""
+    with acting_for_org(org_id) as org:
+        services.feedback_recategorize(
+            org=org,
+            version_id=version_id,
+            settle_until=dt.datetime.fromisoformat(settle_until),
+        )
 
 
 @app.periodic(cron="* * * * *", periodic_id="retry_stalled_jobs")

@@ -51,6 +51,12 @@ def category_model_for(org_id: int) -> CategoryModel | None:
     return model
 
 
+def category_model_for_version(version_id: int) -> CategoryModel | None:
+    """The category model of registry version ``version_id`` (loaded once per process), or
+    None when the version has no artifact (e.g. it was deleted)."""
+    return _load(version_id)
+
+
 def _load(version_id: int) -> CategoryModel | None:
     from inference.runtime import load_category_model
 

@@ -212,6 +212,13 @@ class CategoryModel:
     featurizer: Featurizer = field(repr=False)
     head: _Head = field(repr=False)
 
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]:
+        """(label, probability) per text: the same categories ``Engine.predict`` gives with
+        this model, without the base heads (e.g. to categorise stored feedback again). The
+        same input rules (and errors) as ``Engine.predict``."""
+        normalised = _validated(texts)
+        return _categories(self, normalised) if normalised else []
+
 
 def load_category_model(path: Path, threads: int = 1) -> CategoryModel:
     """Load a file written by ``TrainedClassifier.save``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -202,7 +203,23 @@ def model_version_activate(*, org: Organization | None, version: ModelVersion) -
             target_label=version.version,
             metadata={"task": version.task, "previous": previous},
         )
+        _recategorize_later(org, version)
     return version
+
+
+def _recategorize_later(org: Organization, version: ModelVersion) -> None:
+    """Queue the org's stored feedback for the categories of ``version``, just activated (in
+    the caller's transaction: the job exists if and only if the activation does)."""
+    if version.task != Task.CATEGORY or version.activated_at is None:
+        return
+    from feedback.tasks import recategorize
+    from inference.classify import CATEGORY_CHECK_SECONDS
+
+    settle_until = version.activated_at + dt.timedelta(seconds=CATEGORY_CHECK_SECONDS + 1)
+    # One run per org at a time; a run for a version that is no longer active stops at once.
+    recategorize.configure(lock=f"recategorize-{org.pk}").defer(
+        org_id=org.pk, version_id=version.pk, settle_until=settle_until.isoformat()
+    )
 
 
 def _activate(*, org: Organization | None, version: ModelVersion) -> list[str]:
@@ -254,6 +271,7 @@ def model_version_rollback(*, org: Organization | None, task: str) -> ModelVersi
             target_label=previous.version,
             metadata={"task": task, "from": current.version if current is not None else None},
         )
+        _recategorize_later(org, previous)
     return previous
 
 

@@ -228,7 +228,11 @@ def model_version_activate(request: OrgRequest, version_id: int) -> HttpResponse
     if version is None:
         raise Http404("No such model version.")
     services.model_version_activate(org=request.org, version=version)
-    messages.success(request, f"Version {version.version} is now active for new feedback.")
+    messages.success(
+        request,
+        f"Version {version.version} is now active: new feedback gets its categories, and "
+        "stored feedback is being categorised again in the background.",
+    )
     return redirect("models", org_slug=request.org.slug)
 
 
@@ -240,5 +244,9 @@ def model_version_rollback(request: OrgRequest) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"Rolled back: version {version.version} is active again.")
+        messages.success(
+            request,
+            f"Rolled back: version {version.version} is active again; stored feedback is being "
+            "categorised with it in the background.",
+        )
     return redirect("models", org_slug=request.org.slug)

@@ -140,13 +140,24 @@ class ModelVersionViewSet(OrgScopedViewSet):
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
         return Response(ModelVersionSerializer(self._version(pk)).data)
 
-    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @extend_schema(
+        request=None,
+        responses=ModelVersionSerializer,
+        description="Make this version the org's category model: new feedback gets its "
+        "categories within seconds, and the org's stored feedback is categorised again by a "
+        "background job (reviewers' corrections are kept).",
+    )
     @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: str | None = None) -> Response:
         version = services.model_version_activate(org=self.org, version=self._version(pk))
         return Response(ModelVersionSerializer(version).data)
 
-    @extend_schema(request=RollbackInSerializer, responses=ModelVersionSerializer)
+    @extend_schema(
+        request=RollbackInSerializer,
+        responses=ModelVersionSerializer,
+        description="Re-activate the version that was active before the current one; stored "
+        "feedback is categorised with it again in the background.",
+    )
     @action(detail=False, methods=["post"])
     def rollback(self, request: Request) -> Response:
         payload = RollbackInSerializer(data=request.data)

@@ -8,8 +8,11 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
+from feedback.models import Feedback
+from feedback.services import feedback_recategorize
 from inference import classify
 from inference.models import ModelVersion, TrainingRun
+from tenants.models import Organization
 from tests.jobs import run_worker_until_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,6 +148,91 @@ def test_org_category_lifecycle(api_client: APIClient, other_api_key_client: API
     assert rolled.status_code == 200
     assert rolled.json()["id"] == version_id
     assert ModelVersion.objects.get(pk=second.model_version.pk).status == "retired"
+
+
+STORED = [
+    "Our teacher explains the lessons very well",
+    "Sira ang aircon sa room 204",
+    "My final grade in Math was computed wrong",
+    "Walay tubig sa CR sa building B",
+]
+
+
+def _train(api_client: APIClient, url: str) -> int:
+    run = api_client.post(f"{url}/train", format="json")
+    assert run.status_code == 202
+    run_worker_until_idle("training")
+    state = api_client.get(f"/api/v1/training-runs/{run.json()['id']}").json()
+    assert state["status"] == "succeeded", state["error"]
+    return int(state["model_version"])
+
+
+def _stored_categories(ids: list[int]) -> list[tuple[str | None, float | None, str | None]]:
+    records = Feedback.objects.filter(pk__in=ids).order_by("pk")
+    return [(r.category, r.category_score, r.model_versions.get("category")) for r in records]
+
+
+def _expected(version_id: int) -> list[tuple[str | None, float | None, str | None]]:
+    # What ingestion would have given each text with that version active.
+    model = classify.category_model_for_version(version_id)
+    assert model is not None
+    return [(label, score, model.version) for label, score in model.predict(STORED)]
+
+
+def test_activation_and_rollback_categorise_stored_feedback(
+    api_client: APIClient, other_api_key_client: APIClient, org: Organization
+) -> None:
+    ids = [
+        api_client.post("/api/v1/feedback", {"text": t}, format="json").json()["id"] for t in STORED
+    ]
+    theirs = other_api_key_client.post("/api/v1/feedback", {"text": STORED[1]}, format="json")
+    assert _stored_categories(ids) == [(None, None, None)] * len(STORED)
+    base_versions = Feedback.objects.get(pk=ids[0]).model_versions
+
+    label_set = api_client.post(
+        "/api/v1/label-sets",
+        {"name": "School topics", "labels": ["Teaching", "Facilities", "Grading"]},
+        format="json",
+    ).json()
+    url = f"/api/v1/label-sets/{label_set['id']}"
+    api_client.post(f"{url}/examples", {"examples": _examples()}, format="json")
+    first = _train(api_client, url)
+    # A reviewer's correction is theirs: categorising again leaves it alone.
+    api_client.patch(f"/api/v1/feedback/{ids[0]}", {"corrected_category": "Grading"}, format="json")
+
+    assert api_client.post(f"/api/v1/models/{first}/activate").status_code == 200
+    run_worker_until_idle("imports")
+    assert _stored_categories(ids) == _expected(first)
+    assert [c for c, _, _ in _stored_categories(ids)] == [
+        "Teaching",
+        "Facilities",
+        "Grading",
+        "Facilities",
+    ]
+    record = Feedback.objects.get(pk=ids[0])
+    assert record.corrected_category == "Grading"
+    assert {k: v for k, v in record.model_versions.items() if k != "category"} == base_versions
+    # Another org's feedback is not touched.
+    assert Feedback.objects.get(pk=theirs.json()["id"]).category is None
+
+    api_client.post(
+        f"{url}/examples",
+        {"examples": [{"text": "Broken lockers in the hallway", "label": "Facilities"}]},
+        format="json",
+    )
+    second = _train(api_client, url)
+    api_client.post(f"/api/v1/models/{second}/activate")
+    run_worker_until_idle("imports")
+    assert _stored_categories(ids) == _expected(second)
+
+    api_client.post("/api/v1/models/rollback", {"task": "category"}, format="json")
+    run_worker_until_idle("imports")
+    assert _stored_categories(ids) == _expected(first)
+
+    # A run for a version that is no longer active (say, queued behind a newer activation)
+    # changes nothing.
+    assert feedback_recategorize(org=org, version_id=second) == 0
+    assert _stored_categories(ids) == _expected(first)
 
 
 def test_correcting_a_category_adds_a_training_example(api_client: APIClient) -> None:
