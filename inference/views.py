@@ -250,3 +250,15 @@ def model_version_rollback(request: OrgRequest) -> HttpResponse:
             "categorised with it in the background.",
         )
     return redirect("models", org_slug=request.org.slug)
+
+
+@require_POST
+@org_view("models")
+def model_version_deactivate(request: OrgRequest) -> HttpResponse:
+    services.model_version_deactivate(org=request.org, task=Task.CATEGORY)
+    messages.success(
+        request,
+        "Your category model is switched off: new feedback is not categorised, stored feedback "
+        "keeps its categories. Roll back to switch the same version on again.",
+    )
+    return redirect("models", org_slug=request.org.slug)

@@ -67,6 +67,7 @@ org_patterns: list[URLPattern | URLResolver] = [
         name="model-version-activate",
     ),
     path("models/rollback/", inference_views.model_version_rollback, name="model-rollback"),
+    path("models/deactivate/", inference_views.model_version_deactivate, name="model-deactivate"),
     path("members/", tenant_views.members, name="members"),
     path("members/<int:membership_id>/role/", tenant_views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", tenant_views.member_remove, name="member-remove"),

@@ -165,6 +165,19 @@ class ModelVersionViewSet(OrgScopedViewSet):
         version = services.model_version_rollback(org=self.org, task=Task.CATEGORY)
         return Response(ModelVersionSerializer(version).data)
 
+    @extend_schema(
+        request=RollbackInSerializer,
+        responses={204: None},
+        description="Stop using the org's category model: new feedback gets no category; "
+        "stored feedback keeps its categories. A roll back switches the same version on again.",
+    )
+    @action(detail=False, methods=["post"])
+    def deactivate(self, request: Request) -> Response:
+        payload = RollbackInSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.model_version_deactivate(org=self.org, task=Task.CATEGORY)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     def _version(self, pk: str | None) -> ModelVersion:
         try:
             version_id = int(pk or "")

@@ -455,6 +455,13 @@ def test_models_page_compares_activates_and_rolls_back(
     web_client.post(f"/o/{org.slug}/models/rollback/")
     first.refresh_from_db()
     assert first.status == VersionStatus.ACTIVE
+    assert "Stop using categories" in web_client.get(f"/o/{org.slug}/models/").content.decode()
+    web_client.post(f"/o/{org.slug}/models/deactivate/")
+    first.refresh_from_db()
+    assert first.status == VersionStatus.RETIRED
+    page = web_client.get(f"/o/{org.slug}/models/")
+    assert page.context["active"] is None
+    assert "Stop using categories" not in page.content.decode()
 
 
 def test_label_sets_are_created_labelled_and_training_explains_what_is_missing(

@@ -234,6 +234,21 @@ def test_activation_and_rollback_categorise_stored_feedback(
     assert feedback_recategorize(org=org, version_id=second) == 0
     assert _stored_categories(ids) == _expected(first)
 
+    # Switched off: new feedback gets no category, stored feedback keeps its categories, and a
+    # roll back switches the same version on again. Another org's switch is its own.
+    deactivate = "/api/v1/models/deactivate"
+    assert other_api_key_client.post(deactivate, format="json").status_code == 204
+    assert ModelVersion.objects.get(pk=first).status == "active"
+    assert api_client.post(deactivate, {"task": "category"}, format="json").status_code == 204
+    assert ModelVersion.objects.get(pk=first).status == "retired"
+    run_worker_until_idle("imports")
+    assert _stored_categories(ids) == _expected(first)
+    time.sleep(classify.CATEGORY_CHECK_SECONDS + 0.1)
+    new = api_client.post("/api/v1/feedback", {"text": STORED[1]}, format="json").json()
+    assert new["category"] is None
+    rolled = api_client.post("/api/v1/models/rollback", {"task": "category"}, format="json")
+    assert rolled.json()["id"] == first
+
 
 def test_correcting_a_category_adds_a_training_example(api_client: APIClient) -> None:
     label_set = api_client.post(
