@@ -81,5 +81,7 @@ class TrainingRunSerializer(serializers.ModelSerializer[TrainingRun]):
         read_only_fields = fields
 
 
-class RollbackInSerializer(StrictInputSerializer):
+class ModelTaskInSerializer(StrictInputSerializer):
+    """Which of the org's own models a roll back or switch-off is for (only categories so far)."""
+
     task = serializers.ChoiceField(choices=["category"], default="category")

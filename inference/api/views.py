@@ -1,4 +1,4 @@
-"""Org label sets, examples, training runs and model versions (activate, roll back)."""
+"""Org label sets, examples, training runs and model versions (activate, roll back, switch off)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from inference.api.serializers import (
     ExamplesInSerializer,
     LabelSetInSerializer,
     LabelSetSerializer,
+    ModelTaskInSerializer,
     ModelVersionSerializer,
-    RollbackInSerializer,
     TrainingRunSerializer,
 )
 from inference.models import LabelSet, ModelVersion, Task, TrainingRun
@@ -153,27 +153,27 @@ class ModelVersionViewSet(OrgScopedViewSet):
         return Response(ModelVersionSerializer(version).data)
 
     @extend_schema(
-        request=RollbackInSerializer,
+        request=ModelTaskInSerializer,
         responses=ModelVersionSerializer,
         description="Re-activate the version that was active before the current one; stored "
         "feedback is categorised with it again in the background.",
     )
     @action(detail=False, methods=["post"])
     def rollback(self, request: Request) -> Response:
-        payload = RollbackInSerializer(data=request.data)
+        payload = ModelTaskInSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         version = services.model_version_rollback(org=self.org, task=Task.CATEGORY)
         return Response(ModelVersionSerializer(version).data)
 
     @extend_schema(
-        request=RollbackInSerializer,
+        request=ModelTaskInSerializer,
         responses={204: None},
         description="Stop using the org's category model: new feedback gets no category; "
         "stored feedback keeps its categories. A roll back switches the same version on again.",
     )
     @action(detail=False, methods=["post"])
     def deactivate(self, request: Request) -> Response:
-        payload = RollbackInSerializer(data=request.data)
+        payload = ModelTaskInSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         services.model_version_deactivate(org=self.org, task=Task.CATEGORY)
         return Response(status=status.HTTP_204_NO_CONTENT)
