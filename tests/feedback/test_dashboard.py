@@ -424,6 +424,26 @@ def test_anomalies_group_flagged_items_by_reason_and_confirm_or_dismiss(
     assert [fb.pk for fb in page.context["page"].object_list] == [target.pk]
 
 
+def test_switching_off_categories_is_the_orgs_own_and_needs_models_write(
+    web_client: Client,
+    org: Organization,
+    alpha: dict[str, Any],
+    other_owner: Membership,
+    make_member: Callable[..., Membership],
+    login_as: Callable[[Membership], Client],
+) -> None:
+    first, _ = alpha["versions"]
+    url = f"/o/{org.slug}/models/deactivate/"
+    assert login_as(other_owner).post(url).status_code == 404
+    assert login_as(make_member(org, Role.VIEWER)).post(url).status_code == 403
+    assert web_client.get(url).status_code == 405
+    first.refresh_from_db()
+    assert first.status == VersionStatus.ACTIVE
+    assert web_client.post(url).status_code == 302
+    first.refresh_from_db()
+    assert first.status == VersionStatus.RETIRED
+
+
 def _shipped_manifest() -> dict[str, Any]:
     path = Path(__file__).resolve().parents[2] / "onnx_models" / "manifest.json"
     manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))

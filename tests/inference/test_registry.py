@@ -239,6 +239,10 @@ def test_activation_and_rollback_categorise_stored_feedback(
     deactivate = "/api/v1/models/deactivate"
     assert other_api_key_client.post(deactivate, format="json").status_code == 204
     assert ModelVersion.objects.get(pk=first).status == "active"
+    refused = api_client.post(deactivate, {"task": "sentiment"}, format="json")
+    assert refused.status_code == 400
+    assert "task" in refused.json()["errors"]
+    assert ModelVersion.objects.get(pk=first).status == "active"
     assert api_client.post(deactivate, {"task": "category"}, format="json").status_code == 204
     assert ModelVersion.objects.get(pk=first).status == "retired"
     run_worker_until_idle("imports")
