@@ -394,8 +394,10 @@ def _anomaly_section(metrics: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "The whole screen (rules, abuse lexicon and forest) on ordinary feedback, per language: "
-        "the held-out texts of the split above (never seen by the forest or the heads; English "
-        "tweets include real abuse, links and shouting, so their flags are not all false), and "
+        "the held-out texts of the split above (held out from the forest and the heads as they "
+        "are split: a tweet's rewordings stay on one side, but the same words tweeted under "
+        "another id can be on both; English tweets include real abuse, links and shouting, so "
+        "their flags are not all false), and "
         "the normal rows of Puna's hand-written evaluation set "
         "(`inference/data/anomaly_eval.csv`).",
         "",
